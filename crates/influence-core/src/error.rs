@@ -1,0 +1,217 @@
+//! The one error type of the crate.
+//!
+//! Every check that Captum makes with an `assert` (and a few more) is a variant here, so a
+//! caller gets a typed error naming the argument and the shapes involved instead of a panic or
+//! a silently wrong number.
+
+use thiserror::Error;
+
+/// Everything that can go wrong when computing an attribution.
+///
+/// Each message names the offending argument (with Captum's name for it) and the shapes
+/// involved.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum InfluenceError {
+    /// The batch (dim 0 of the inputs) is empty.
+    #[error(
+        "inputs: the batch is empty (input {input} has shape {shape:?}); give at least one example"
+    )]
+    EmptyBatch {
+        /// Index of the input whose dim 0 is 0.
+        input: usize,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+
+    /// The inputs of a multi-input model disagree on the batch size.
+    #[error(
+        "inputs: input {input} has batch size {got} (shape {shape:?}) but input 0 has batch size {expected}; dim 0 is the batch in every input"
+    )]
+    BatchMismatch {
+        /// Index of the disagreeing input.
+        input: usize,
+        /// Batch size of input 0.
+        expected: usize,
+        /// Batch size of this input.
+        got: usize,
+        /// Shape of this input.
+        shape: Vec<usize>,
+    },
+
+    /// `baselines` has a different number of entries than `inputs`.
+    #[error(
+        "baselines: {got} baseline(s) given for {expected} input(s); give one baseline per input"
+    )]
+    BaselineCount {
+        /// Number of inputs.
+        expected: usize,
+        /// Number of baselines given.
+        got: usize,
+    },
+
+    /// A baseline tensor's shape matches neither the input nor the input with a batch of 1.
+    #[error(
+        "baselines: baseline {input} has shape {baseline:?}, but input {input} has shape {input_shape:?}; a baseline tensor must have the input's shape or a first dim of 1 (broadcast over the batch)"
+    )]
+    BaselineShape {
+        /// Index of the input.
+        input: usize,
+        /// Shape of that input.
+        input_shape: Vec<usize>,
+        /// Shape of the baseline given for it.
+        baseline: Vec<usize>,
+    },
+
+    /// `inputs` or `baselines` contain NaN or infinite values.
+    #[error("{argument}: input {input} contains NaN or infinite values")]
+    NonFinite {
+        /// `"inputs"` or `"baselines"`.
+        argument: &'static str,
+        /// Index of the input (or of the input the baseline belongs to).
+        input: usize,
+    },
+
+    /// `n_steps` is too small for the quadrature method.
+    #[error("n_steps: {method} needs n_steps >= {min}, got {n_steps}")]
+    TooFewSteps {
+        /// Captum name of the method.
+        method: &'static str,
+        /// Smallest accepted number of steps.
+        min: usize,
+        /// Number of steps given.
+        n_steps: usize,
+    },
+
+    /// A method name that is not one of Captum's.
+    #[error(
+        "method: unknown method {name:?}; expected one of riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre"
+    )]
+    UnknownMethod {
+        /// The name given.
+        name: String,
+    },
+
+    /// `internal_batch_size` of 0.
+    #[error("internal_batch_size: must be at least 1, got 0")]
+    ZeroInternalBatchSize,
+
+    /// No target given although the model output has more than one value per example.
+    #[error(
+        "target: the model output has shape {output_shape:?}, {per_example} values per example; give a target (an index, a tuple or one per example) to select one"
+    )]
+    TargetMissing {
+        /// Shape of the model output.
+        output_shape: Vec<usize>,
+        /// Number of values per example.
+        per_example: usize,
+    },
+
+    /// A target index is out of range for its output dimension.
+    #[error(
+        "target: index {index} is out of range for dim {dim} of size {size} of the model output (shape {output_shape:?}){}",
+        example.map(|e| format!(", for example {e}")).unwrap_or_default()
+    )]
+    TargetOutOfRange {
+        /// The index given.
+        index: usize,
+        /// The output dimension it indexes (1 is the first after the batch).
+        dim: usize,
+        /// The size of that dimension.
+        size: usize,
+        /// Shape of the model output.
+        output_shape: Vec<usize>,
+        /// The example the index belongs to, for per-example targets.
+        example: Option<usize>,
+    },
+
+    /// A target tuple does not have one index per non-batch output dimension.
+    #[error(
+        "target: a target of {got} index(es) cannot select one value from the model output of shape {output_shape:?}; give {expected} index(es), one per output dim after the batch"
+    )]
+    TargetArity {
+        /// Number of indices given.
+        got: usize,
+        /// Number of non-batch output dims.
+        expected: usize,
+        /// Shape of the model output.
+        output_shape: Vec<usize>,
+    },
+
+    /// A per-example target list whose length is not the batch size.
+    #[error("target: {got} per-example target(s) given for a batch of {batch}")]
+    TargetCount {
+        /// Number of targets given.
+        got: usize,
+        /// Batch size.
+        batch: usize,
+    },
+
+    /// The layer name is not one the model exposes.
+    #[error("layer: the model exposes no layer named {name:?}; it exposes {available:?}")]
+    UnknownLayer {
+        /// The name asked for.
+        name: String,
+        /// The names the model's `LayerProbe::layer_names` lists.
+        available: Vec<String>,
+    },
+
+    /// The forward pass never reached the layer.
+    #[error(
+        "layer: the forward pass never reached layer {name:?} ({side}); check that the model's forward calls the probe for it with these inputs"
+    )]
+    LayerNotReached {
+        /// The layer.
+        name: String,
+        /// `"output"` or `"input"`.
+        side: &'static str,
+    },
+
+    /// The forward pass reached the layer more than once.
+    #[error(
+        "layer: the forward pass reached layer {name:?} {times} times; Internal Influence needs a layer used once per forward"
+    )]
+    LayerReachedTwice {
+        /// The layer.
+        name: String,
+        /// How many times it was reached.
+        times: usize,
+    },
+
+    /// The model's output does not have one row per interpolated example.
+    #[error(
+        "model: the output has shape {output_shape:?} for a forward of {expected} row(s); dim 0 of the output must be the batch"
+    )]
+    OutputBatch {
+        /// Rows fed to the model.
+        expected: usize,
+        /// Shape of the output.
+        output_shape: Vec<usize>,
+    },
+
+    /// The model needs additional forward arguments and none were given.
+    #[error("additional_forward_args: this model's forward needs additional arguments; give them")]
+    MissingForwardArgs,
+
+    /// A dynamic-rank tensor was asked for as a tensor of another rank.
+    #[error("{what}: has shape {shape:?} (rank {}), asked for rank {expected}", shape.len())]
+    Rank {
+        /// What the tensor is.
+        what: &'static str,
+        /// The asked-for rank.
+        expected: usize,
+        /// The tensor's shape.
+        shape: Vec<usize>,
+    },
+
+    /// An attribution with several tensors was asked for as a single tensor.
+    #[error("attribution: the layer gave {count} tensors; pick one with `tensors()` or `get(i)`")]
+    NotSingle {
+        /// Number of tensors.
+        count: usize,
+    },
+
+    /// Reading a tensor back from the device failed.
+    #[error("device read failed: {0}")]
+    Read(String),
+}

@@ -1,0 +1,200 @@
+//! The straight path from the baselines to the inputs: validation of `inputs` and
+//! `baselines`, and the interpolated inputs `x' + α (x − x')` of a chunk of steps.
+
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::{AnyTensor, Baseline, Baselines, InfluenceError, TensorGroup, TensorMap};
+
+/// Where one input's path starts, as a `[batch or 1, features]` view.
+#[derive(Debug, Clone)]
+enum Start<B: Backend> {
+    Zero,
+    Scalar(f64),
+    Tensor(Tensor<B, 2>),
+}
+
+/// The path of one input tensor.
+#[derive(Debug, Clone)]
+struct Path<B: Backend> {
+    /// Full shape of the input, `[batch, ...]`.
+    shape: Vec<usize>,
+    start: Start<B>,
+    /// `x − x'`, `[batch, features]`.
+    diff: Tensor<B, 2>,
+}
+
+/// The validated inputs and baselines of one `attribute` call.
+#[derive(Debug, Clone)]
+pub(crate) struct PathInputs<B: Backend> {
+    batch: usize,
+    paths: Vec<Path<B>>,
+    /// What the finiteness flags stand for: (argument, input index), one per flag.
+    checked: Vec<(&'static str, usize)>,
+    /// The tensors whose finiteness is checked, `[batch or 1, features]` each.
+    to_check: Vec<Tensor<B, 2>>,
+}
+
+impl<B: Backend> PathInputs<B> {
+    /// Validates the inputs and their baselines (host-side shape checks only).
+    ///
+    /// # Errors
+    /// [`InfluenceError::EmptyBatch`], [`InfluenceError::BatchMismatch`],
+    /// [`InfluenceError::BaselineCount`], [`InfluenceError::BaselineShape`], and
+    /// [`InfluenceError::NonFinite`] for a non-finite scalar baseline.
+    pub(crate) fn new(
+        inputs: Vec<AnyTensor<B>>,
+        baselines: &Baselines<B>,
+    ) -> Result<Self, InfluenceError> {
+        let batch = inputs.first().map_or(0, |x| x.batch());
+        for (i, x) in inputs.iter().enumerate() {
+            if x.batch() == 0 {
+                return Err(InfluenceError::EmptyBatch {
+                    input: i,
+                    shape: x.shape().to_vec(),
+                });
+            }
+            if x.batch() != batch {
+                return Err(InfluenceError::BatchMismatch {
+                    input: i,
+                    expected: batch,
+                    got: x.batch(),
+                    shape: x.shape().to_vec(),
+                });
+            }
+        }
+        let zeros;
+        let baselines = match baselines.as_slice() {
+            Some(b) if b.len() != inputs.len() => {
+                return Err(InfluenceError::BaselineCount {
+                    expected: inputs.len(),
+                    got: b.len(),
+                });
+            }
+            Some(b) => b,
+            None => {
+                zeros = vec![Baseline::Zeros; inputs.len()];
+                &zeros
+            }
+        };
+        let mut checked = Vec::new();
+        let mut to_check = Vec::new();
+        let mut paths = Vec::with_capacity(inputs.len());
+        for (i, (x, b)) in inputs.into_iter().zip(baselines).enumerate() {
+            let shape = x.shape().to_vec();
+            let x = x.into_flat();
+            checked.push(("inputs", i));
+            to_check.push(x.clone());
+            let (start, diff) = match b {
+                Baseline::Zeros => (Start::Zero, x),
+                Baseline::Scalar(v) => {
+                    if !v.is_finite() {
+                        return Err(InfluenceError::NonFinite {
+                            argument: "baselines",
+                            input: i,
+                        });
+                    }
+                    (Start::Scalar(*v), x.sub_scalar(*v))
+                }
+                Baseline::Tensor(t) => {
+                    let same_rest = t.shape()[1..] == shape[1..];
+                    if !same_rest || (t.batch() != batch && t.batch() != 1) {
+                        return Err(InfluenceError::BaselineShape {
+                            input: i,
+                            input_shape: shape,
+                            baseline: t.shape().to_vec(),
+                        });
+                    }
+                    let t = t.flat().clone();
+                    checked.push(("baselines", i));
+                    to_check.push(t.clone());
+                    (Start::Tensor(t.clone()), x - t)
+                }
+            };
+            paths.push(Path { shape, start, diff });
+        }
+        Ok(Self {
+            batch,
+            paths,
+            checked,
+            to_check,
+        })
+    }
+
+    /// Examples in the batch.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// One value per checked tensor: 1 when all its values are finite, else 0. A single
+    /// device reduction; read it with [`check_finite`](Self::check_finite).
+    ///
+    /// # Shapes
+    /// - returns: `[number of inputs + number of tensor baselines]`
+    pub(crate) fn finiteness(&self) -> Tensor<B, 1> {
+        let flags = self
+            .to_check
+            .iter()
+            .map(|t| t.clone().is_finite().all().float())
+            .collect();
+        Tensor::cat(flags, 0)
+    }
+
+    /// Turns the read-back flags of [`finiteness`](Self::finiteness) into the error for the
+    /// first non-finite tensor.
+    ///
+    /// # Errors
+    /// [`InfluenceError::NonFinite`] naming `inputs` or `baselines` and the input index.
+    pub(crate) fn check_finite(&self, flags: &[f32]) -> Result<(), InfluenceError> {
+        match flags.iter().position(|&f| f != 1.0) {
+            None => Ok(()),
+            Some(k) => {
+                let (argument, input) = self.checked[k];
+                Err(InfluenceError::NonFinite { argument, input })
+            }
+        }
+    }
+
+    /// The inputs at the points `alphas` of the path, stacked step-major, rebuilt into the
+    /// model's input type (`template` gives the types and the order).
+    ///
+    /// # Shapes
+    /// - alphas: `[steps]`
+    /// - each returned input: `[steps * batch, ...]` (row `k * batch + i` is example `i` at
+    ///   `alphas[k]`)
+    pub(crate) fn interpolate<G: TensorGroup<B>>(&self, template: G, alphas: Tensor<B, 1>) -> G {
+        let steps = alphas.dims()[0];
+        let a = alphas.reshape([steps, 1, 1]);
+        let flats = self
+            .paths
+            .iter()
+            .map(|p| {
+                let rows = steps * self.batch;
+                let features = p.diff.dims()[1];
+                let moved: Tensor<B, 3> = a.clone() * p.diff.clone().unsqueeze::<3>();
+                let at = match &p.start {
+                    Start::Zero => moved,
+                    Start::Scalar(v) => moved.add_scalar(*v),
+                    Start::Tensor(t) => moved + t.clone().unsqueeze::<3>(),
+                };
+                let mut shape = p.shape.clone();
+                shape[0] = rows;
+                (at.reshape([rows, features]), shape)
+            })
+            .collect();
+        template.map_tensors(&mut Rebuild { flats, next: 0 })
+    }
+}
+
+/// Replaces each tensor of a group by the next rebuilt flat tensor, at its rank.
+struct Rebuild<B: Backend> {
+    flats: Vec<(Tensor<B, 2>, Vec<usize>)>,
+    next: usize,
+}
+
+impl<B: Backend> TensorMap<B> for Rebuild<B> {
+    fn map<const D: usize>(&mut self, _: Tensor<B, D>) -> Tensor<B, D> {
+        let (flat, shape) = self.flats[self.next].clone();
+        self.next += 1;
+        flat.reshape(burn::tensor::Shape::from(shape))
+    }
+}

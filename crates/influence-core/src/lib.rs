@@ -1,0 +1,55 @@
+//! # influence-core
+//!
+//! Internal Influence (Leino et al. 2018, "Influence-Directed Explanations for Deep
+//! Convolutional Networks", arXiv:1802.03788) for any [Burn](https://burn.dev) model, with
+//! the numbers and the argument names of Captum's `captum.attr.InternalInfluence`.
+//!
+//! For a layer `h` of a model `F`, it integrates the gradient of the explained output with
+//! respect to `h` along the straight path from a baseline `x'` to the input `x`:
+//!
+//! ```text
+//! attr = Σ_k  w_k · ∂F_target(x' + α_k (x − x')) / ∂h
+//! ```
+//!
+//! with `(α_k, w_k)` from a [`QuadratureRule`]. The result has one value per neuron of `h`.
+//!
+//! The pieces, one file each (as Captum splits them):
+//! - [`LayerProbe`] and [`Probe`] (`probe.rs`): how a model exposes its layers;
+//! - [`QuadratureRule`] and [`Method`] (`quadrature.rs`): the five rules of Captum;
+//! - [`Target`] (`target.rs`), [`Baselines`] (`baseline.rs`), [`ForwardArgs`] (`args.rs`):
+//!   Captum's `target`, `baselines` and `additional_forward_args`;
+//! - [`step_chunks`] (`chunking.rs`): `internal_batch_size`;
+//! - [`InternalInfluence`] (`internal_influence.rs`): the method itself.
+//!
+//! Everything is generic over Burn's [`AutodiffBackend`](burn::tensor::backend::AutodiffBackend);
+//! the backend crates (`influence-ndarray`, `influence-flex`, `influence-wgpu`,
+//! `influence-cuda`) only pick one.
+
+#![warn(missing_docs)]
+
+mod any_tensor;
+mod args;
+mod baseline;
+mod chunking;
+mod error;
+mod gradient;
+mod inputs;
+mod internal_influence;
+mod probe;
+mod quadrature;
+mod target;
+mod tensor_group;
+
+pub use any_tensor::AnyTensor;
+pub use args::{Expansion, ForwardArgs};
+pub use baseline::{Baseline, Baselines};
+pub use chunking::step_chunks;
+pub use error::InfluenceError;
+pub use gradient::{LayerGradient, layer_gradients};
+pub use internal_influence::{
+    AttributeCall, Attribution, InternalInfluence, InternalInfluenceConfig,
+};
+pub use probe::{LayerProbe, LayerSide, Probe, Watch};
+pub use quadrature::{Method, QuadratureRule};
+pub use target::{Target, TargetSelector};
+pub use tensor_group::{TensorGroup, TensorMap};

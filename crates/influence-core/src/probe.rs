@@ -1,0 +1,243 @@
+//! How a model exposes its layers: the [`LayerProbe`] trait and the [`Probe`] it threads
+//! through its forward pass.
+//!
+//! Burn has no forward hooks. Instead a model routes each layer it wants to expose through
+//! [`Probe::layer`], giving the layer's name, its input and the closure that runs it:
+//!
+//! ```ignore
+//! let x = probe.layer("conv2", x, |x| self.conv2.forward(x));
+//! ```
+//!
+//! When nobody watches the layer this is just `self.conv2.forward(x)`. When an attribution
+//! watches the layer's output (or input), the probe replaces that tensor by a fresh autodiff
+//! leaf — `h.detach().require_grad()` — and the forward continues with the leaf. The gradient
+//! of the target with respect to the leaf is then exactly the gradient with respect to the
+//! activation as used downstream of the layer (what Captum's forward hook, or forward
+//! pre-hook for `attribute_to_layer_input`, gives), and the backward pass stops at the layer:
+//! nothing upstream, no parameter, gets a gradient.
+
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::{AnyTensor, ForwardArgs, TensorGroup, TensorMap};
+
+/// A model that exposes named layers to attribution methods.
+///
+/// Implement it once, generically over `B: Backend`; the same code then serves plain
+/// inference (with [`Probe::disabled`]) and every attribution method on every backend.
+///
+/// # Example
+/// ```ignore
+/// impl<B: Backend> Cnn<B> {
+///     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+///         self.forward_with(x, &mut Probe::disabled())
+///     }
+///     fn forward_with(&self, x: Tensor<B, 4>, probe: &mut Probe<B>) -> Tensor<B, 2> {
+///         let x = probe.layer("conv1", x, |x| relu(self.conv1.forward(x)));
+///         let x = probe.layer("conv2", x, |x| relu(self.conv2.forward(x)));
+///         self.fc.forward(x.flatten(1, 3))
+///     }
+/// }
+///
+/// impl<B: Backend> LayerProbe<B> for Cnn<B> {
+///     type Inputs = Tensor<B, 4>;
+///     type Args = ();
+///     fn layer_names(&self) -> Vec<String> {
+///         vec!["conv1".into(), "conv2".into()]
+///     }
+///     fn forward_probed(&self, x: Tensor<B, 4>, _: &(), probe: &mut Probe<B>) -> AnyTensor<B> {
+///         self.forward_with(x, probe).into()
+///     }
+/// }
+/// ```
+pub trait LayerProbe<B: Backend> {
+    /// The attributed inputs: one float tensor (`Tensor<B, D>`) or several (a tuple or a
+    /// `Vec`); dim 0 is the batch in each.
+    type Inputs: TensorGroup<B> + Clone;
+
+    /// The forward's other arguments (Captum's `additional_forward_args`), `()` for none.
+    type Args: ForwardArgs<B>;
+
+    /// The names of the layers this model routes through [`Probe::layer`].
+    fn layer_names(&self) -> Vec<String>;
+
+    /// The forward pass, calling `probe` at every exposed layer.
+    ///
+    /// # Shapes
+    /// - output: `[batch, ...]`, one row per example of the inputs.
+    fn forward_probed(
+        &self,
+        inputs: Self::Inputs,
+        args: &Self::Args,
+        probe: &mut Probe<B>,
+    ) -> AnyTensor<B>;
+}
+
+/// Which tensors of a layer are watched: what it gives (Captum's default) or what it takes
+/// (`attribute_to_layer_input = true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerSide {
+    /// The layer's output, as used downstream.
+    Output,
+    /// The layer's input, as used by the layer.
+    Input,
+}
+
+impl LayerSide {
+    /// `Input` when `attribute_to_layer_input`, else `Output`.
+    pub fn from_attribute_to_layer_input(attribute_to_layer_input: bool) -> Self {
+        if attribute_to_layer_input {
+            Self::Input
+        } else {
+            Self::Output
+        }
+    }
+
+    /// `"input"` or `"output"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Output => "output",
+            Self::Input => "input",
+        }
+    }
+}
+
+/// One watched layer: its name, which side, and what the forward recorded there.
+#[derive(Debug)]
+pub struct Watch<B: Backend> {
+    /// The layer's name.
+    pub layer: String,
+    /// Input or output.
+    pub side: LayerSide,
+    /// The autodiff leaves put in place of the layer's tensors, as `[batch, features]`
+    /// views with their full shapes; their values are the activations.
+    pub leaves: Vec<AnyTensor<B>>,
+    /// How many times the forward reached the layer.
+    pub hits: usize,
+}
+
+/// What a model's forward calls at each exposed layer. See the [module docs](self).
+#[derive(Debug)]
+pub struct Probe<B: Backend> {
+    watches: Vec<Watch<B>>,
+    /// The dotted path of the enclosing [`scope`](Probe::scope)s, `""` at the top.
+    prefix: String,
+}
+
+impl<B: Backend> Default for Probe<B> {
+    fn default() -> Self {
+        Self::disabled()
+    }
+}
+
+impl<B: Backend> Probe<B> {
+    /// A probe that watches nothing: the forward runs unchanged.
+    pub fn disabled() -> Self {
+        Self {
+            watches: Vec::new(),
+            prefix: String::new(),
+        }
+    }
+
+    /// A probe that watches the given layers (several layers in one pass are allowed).
+    pub fn watching<S: Into<String>>(layers: impl IntoIterator<Item = (S, LayerSide)>) -> Self {
+        Self {
+            watches: layers
+                .into_iter()
+                .map(|(layer, side)| Watch {
+                    layer: layer.into(),
+                    side,
+                    leaves: Vec::new(),
+                    hits: 0,
+                })
+                .collect(),
+            prefix: String::new(),
+        }
+    }
+
+    /// Runs `f` with layer names prefixed by `name.`, the way PyTorch names the layers of a
+    /// submodule (`model.linear1`). Scopes nest.
+    ///
+    /// ```ignore
+    /// let y = probe.scope("encoder", |probe| self.encoder.forward_with(x, probe));
+    /// ```
+    pub fn scope<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+        let len = self.prefix.len();
+        if len > 0 {
+            self.prefix.push('.');
+        }
+        self.prefix.push_str(name);
+        let out = f(self);
+        self.prefix.truncate(len);
+        out
+    }
+
+    /// Runs one exposed layer: `f(input)`, with the input or the output replaced by
+    /// autodiff leaves when the layer is watched.
+    ///
+    /// `input` and the result may each be one tensor of any rank or several
+    /// (see [`TensorGroup`]).
+    pub fn layer<I, O>(&mut self, name: &str, input: I, f: impl FnOnce(I) -> O) -> O
+    where
+        I: TensorGroup<B>,
+        O: TensorGroup<B>,
+    {
+        let input = self.tap(name, LayerSide::Input, input);
+        let output = f(input);
+        self.tap(name, LayerSide::Output, output)
+    }
+
+    /// Exposes a value that has no module of its own (say the sum of a residual branch) as
+    /// the output of a layer named `name`; its input is the same value.
+    pub fn point<T: TensorGroup<B>>(&mut self, name: &str, value: T) -> T {
+        let value = self.tap(name, LayerSide::Input, value);
+        self.tap(name, LayerSide::Output, value)
+    }
+
+    fn tap<T: TensorGroup<B>>(&mut self, name: &str, side: LayerSide, value: T) -> T {
+        let prefix = self.prefix.as_str();
+        match self
+            .watches
+            .iter_mut()
+            .find(|w| w.side == side && full_name_is(&w.layer, prefix, name))
+        {
+            None => value,
+            Some(watch) => {
+                watch.hits += 1;
+                watch.leaves.clear();
+                value.map_tensors(&mut MakeLeaves(&mut watch.leaves))
+            }
+        }
+    }
+
+    /// What the forward recorded, one entry per watched layer, in the order given to
+    /// [`watching`](Self::watching).
+    pub fn into_watches(self) -> Vec<Watch<B>> {
+        self.watches
+    }
+}
+
+/// Whether `full` is `prefix.name` (or `name` when `prefix` is empty), without allocating.
+fn full_name_is(full: &str, prefix: &str, name: &str) -> bool {
+    if prefix.is_empty() {
+        return full == name;
+    }
+    full.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| rest == name)
+}
+
+/// Replaces each tensor by a leaf that requires a gradient, recording the leaf.
+struct MakeLeaves<'a, B: Backend>(&'a mut Vec<AnyTensor<B>>);
+
+impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
+    fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
+        let shape = tensor.dims();
+        // The leaf is the [batch, features] view; the forward continues with it reshaped
+        // back, so its gradient is the gradient of the activation as used downstream.
+        let leaf = AnyTensor::from(tensor.detach());
+        let flat = leaf.into_flat().require_grad();
+        self.0
+            .push(AnyTensor::from_flat(flat.clone(), shape.to_vec()));
+        flat.reshape(shape)
+    }
+}

@@ -1,0 +1,224 @@
+//! Which output value is explained: Captum's `target` argument.
+//!
+//! The model output has shape `[batch, d1, ..., dk]`. The explained function of example `i`
+//! is one value of its row:
+//!
+//! | `Target` | Captum | value explained for example i |
+//! |---|---|---|
+//! | `None` | `target=None` | `output[i]` (the output must have one value per example) |
+//! | `Index(j)` | `target=j` | `output[i, j]` (output `[batch, d1]`) |
+//! | `Tuple([j1, .., jk])` | `target=(j1, .., jk)` | `output[i, j1, .., jk]` |
+//! | `PerExample([j_0, ..])` | `target=[j_0, ..]` / a tensor | `output[i, j_i]` |
+//! | `PerExampleTuple([t_0, ..])` | `target=[t_0, ..]`, tuples | `output[i, t_i...]` |
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+use crate::{AnyTensor, InfluenceError};
+
+/// The output value to explain for each example. See the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Target {
+    /// No target: the output has exactly one value per example.
+    #[default]
+    None,
+    /// The same index into dim 1 for every example (output `[batch, classes]`).
+    Index(usize),
+    /// The same index tuple into dims 1..=k for every example.
+    Tuple(Vec<usize>),
+    /// One index into dim 1 per example.
+    PerExample(Vec<usize>),
+    /// One index tuple per example.
+    PerExampleTuple(Vec<Vec<usize>>),
+}
+
+impl From<usize> for Target {
+    fn from(index: usize) -> Self {
+        Target::Index(index)
+    }
+}
+
+impl From<Vec<usize>> for Target {
+    /// One index per example, like a Captum target list or tensor.
+    fn from(indices: Vec<usize>) -> Self {
+        Target::PerExample(indices)
+    }
+}
+
+impl From<&[usize]> for Target {
+    /// One index per example, like a Captum target list or tensor.
+    fn from(indices: &[usize]) -> Self {
+        Target::PerExample(indices.to_vec())
+    }
+}
+
+impl<const K: usize> From<[usize; K]> for Target {
+    /// One index tuple shared by every example, like a Captum target tuple.
+    fn from(tuple: [usize; K]) -> Self {
+        Target::Tuple(tuple.to_vec())
+    }
+}
+
+impl From<Option<usize>> for Target {
+    fn from(index: Option<usize>) -> Self {
+        index.map_or(Target::None, Target::Index)
+    }
+}
+
+impl Target {
+    /// The column of the `[batch, d1 * ... * dk]` view of the output that holds each
+    /// example's explained value, or `None` when the output has one value per example.
+    ///
+    /// # Errors
+    /// - [`InfluenceError::TargetMissing`]: no target and more than one value per example;
+    /// - [`InfluenceError::TargetCount`]: per-example targets not one per example;
+    /// - [`InfluenceError::TargetArity`]: a tuple without one index per output dim after the
+    ///   batch (an `Index` counts as a tuple of one);
+    /// - [`InfluenceError::TargetOutOfRange`]: an index past the end of its dim.
+    pub fn columns(
+        &self,
+        batch: usize,
+        output_shape: &[usize],
+    ) -> Result<Option<Vec<usize>>, InfluenceError> {
+        let dims = &output_shape[1..];
+        let per_example: usize = dims.iter().product();
+        let flat = |tuple: &[usize], example: Option<usize>| -> Result<usize, InfluenceError> {
+            if tuple.len() != dims.len() {
+                return Err(InfluenceError::TargetArity {
+                    got: tuple.len(),
+                    expected: dims.len(),
+                    output_shape: output_shape.to_vec(),
+                });
+            }
+            let mut col = 0;
+            for (d, (&i, &size)) in tuple.iter().zip(dims).enumerate() {
+                if i >= size {
+                    return Err(InfluenceError::TargetOutOfRange {
+                        index: i,
+                        dim: d + 1,
+                        size,
+                        output_shape: output_shape.to_vec(),
+                        example,
+                    });
+                }
+                col = col * size + i;
+            }
+            Ok(col)
+        };
+        let count = |n: usize| {
+            if n == batch {
+                Ok(())
+            } else {
+                Err(InfluenceError::TargetCount { got: n, batch })
+            }
+        };
+        let cols = match self {
+            Target::None => {
+                if per_example != 1 {
+                    return Err(InfluenceError::TargetMissing {
+                        output_shape: output_shape.to_vec(),
+                        per_example,
+                    });
+                }
+                return Ok(None);
+            }
+            Target::Index(i) => vec![flat(&[*i], None)?; batch],
+            Target::Tuple(t) => vec![flat(t, None)?; batch],
+            Target::PerExample(v) => {
+                count(v.len())?;
+                v.iter()
+                    .enumerate()
+                    .map(|(e, &i)| flat(&[i], Some(e)))
+                    .collect::<Result<_, _>>()?
+            }
+            Target::PerExampleTuple(v) => {
+                count(v.len())?;
+                v.iter()
+                    .enumerate()
+                    .map(|(e, t)| flat(t, Some(e)))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(Some(cols))
+    }
+
+    /// Checks the per-example count before any forward pass (the rest needs the output's
+    /// shape).
+    pub(crate) fn check_count(&self, batch: usize) -> Result<(), InfluenceError> {
+        let n = match self {
+            Target::PerExample(v) => v.len(),
+            Target::PerExampleTuple(v) => v.len(),
+            _ => return Ok(()),
+        };
+        if n == batch {
+            Ok(())
+        } else {
+            Err(InfluenceError::TargetCount { got: n, batch })
+        }
+    }
+}
+
+/// Picks and sums the explained values of a step-major forward output, resolving the target
+/// against the output's shape on the first forward and reusing the uploaded indices after.
+pub struct TargetSelector<B: Backend> {
+    target: Target,
+    batch: usize,
+    max_steps: usize,
+    /// `None` before the first forward; then the uploaded column per row (or `None` for an
+    /// output with one value per example).
+    columns: Option<Option<Tensor<B, 1, Int>>>,
+}
+
+impl<B: Backend> TargetSelector<B> {
+    /// A selector for forwards of at most `max_steps` copies of a batch of `batch`.
+    pub fn new(target: Target, batch: usize, max_steps: usize) -> Self {
+        Self {
+            target,
+            batch,
+            max_steps,
+            columns: None,
+        }
+    }
+
+    /// `Σ_rows output[row, target(row)]` for a forward of `steps` copies of the batch, rows
+    /// ordered `step * batch + example`.
+    ///
+    /// # Shapes
+    /// - output: `[steps * batch, ...]`
+    /// - returns: `[1]`
+    ///
+    /// # Errors
+    /// [`InfluenceError::OutputBatch`] when the output's dim 0 is not `steps * batch`, and the
+    /// errors of [`Target::columns`].
+    pub fn select_sum(
+        &mut self,
+        output: AnyTensor<B>,
+        steps: usize,
+    ) -> Result<Tensor<B, 1>, InfluenceError> {
+        let rows = steps * self.batch;
+        if output.batch() != rows {
+            return Err(InfluenceError::OutputBatch {
+                expected: rows,
+                output_shape: output.shape().to_vec(),
+            });
+        }
+        if self.columns.is_none() {
+            let device = output.flat().device();
+            let cols = self.target.columns(self.batch, output.shape())?;
+            self.columns = Some(cols.map(|c| {
+                let data: Vec<i64> = (0..self.max_steps)
+                    .flat_map(|_| c.iter().map(|&c| c as i64))
+                    .collect();
+                let len = data.len();
+                Tensor::from_data(TensorData::new(data, [len]), &device)
+            }));
+        }
+        let output = output.into_flat();
+        Ok(match self.columns.as_ref().and_then(Option::as_ref) {
+            None => output.sum(),
+            Some(cols) => {
+                let idx = cols.clone().slice(0..rows).reshape([rows, 1]);
+                output.gather(1, idx).sum()
+            }
+        })
+    }
+}

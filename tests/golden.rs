@@ -1,0 +1,66 @@
+//! The golden suite: every Captum reference case on every compiled backend.
+//!
+//! A `harness = false` test so that its summary lines show in plain `cargo test` output:
+//! `golden: N passed, M failed (BACKEND)`, then each failing case with its largest error.
+//! Also runs every case under `$INFLUENCE_EXTRA_GOLDEN` (a directory of case files in the
+//! same formats) when that variable is set. Exits non-zero when any case fails.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use influence_testkit::golden::{Case, load_dir};
+
+fn cases() -> Result<Vec<Case>, String> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let mut cases = load_dir(&fixtures)?;
+    if let Some(extra) = std::env::var_os("INFLUENCE_EXTRA_GOLDEN") {
+        let extra = load_dir(Path::new(&extra))?;
+        println!(
+            "golden: {} extra case(s) from INFLUENCE_EXTRA_GOLDEN={}",
+            extra.len(),
+            Path::new(&std::env::var_os("INFLUENCE_EXTRA_GOLDEN").unwrap()).display()
+        );
+        cases.extend(extra);
+    }
+    Ok(cases)
+}
+
+fn main() -> ExitCode {
+    let cases = match cases() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("golden: cannot load cases: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = 0;
+    #[cfg(feature = "ndarray")]
+    {
+        use burn_influence::ndarray;
+        failed += influence_testkit::golden::run_all::<ndarray::Backend>(
+            &cases,
+            &ndarray::device(),
+            ndarray::NAME,
+        )
+        .iter()
+        .filter(|o| !o.passed())
+        .count();
+    }
+    #[cfg(feature = "flex")]
+    {
+        use burn_influence::flex;
+        failed += influence_testkit::golden::run_all::<flex::Backend>(
+            &cases,
+            &flex::device(),
+            flex::NAME,
+        )
+        .iter()
+        .filter(|o| !o.passed())
+        .count();
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
