@@ -203,7 +203,10 @@ impl<B: Backend> TargetSelector<B> {
         }
         if self.columns.is_none() {
             let device = output.flat().device();
-            let cols = self.target.columns(self.batch, output.shape())?;
+            // Errors speak of the caller's batch, not of the forward's steps × batch rows.
+            let mut shape = output.shape().to_vec();
+            shape[0] = self.batch;
+            let cols = self.target.columns(self.batch, &shape)?;
             self.columns = Some(cols.map(|c| {
                 let data: Vec<i64> = (0..self.max_steps)
                     .flat_map(|_| c.iter().map(|&c| c as i64))
