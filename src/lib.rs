@@ -7,19 +7,43 @@
 //!
 //! | feature | module | backend |
 //! |---|---|---|
-//! | `ndarray` (default) | [`ndarray`] | Burn's ndarray, CPU |
-//! | `flex` | [`flex`] | Burn's flex, CPU (native and wasm) |
+//! | `flex` (default) | [`flex`] | Burn's flex, CPU, SIMD (native and wasm) |
+//! | `ndarray` | [`ndarray`] | Burn's ndarray, CPU |
+//! | `wgpu` | [`wgpu`] | Burn's wgpu: Vulkan, Metal, DX12, WebGPU |
+//! | `cuda` | [`cuda`] | Burn's CUDA, NVIDIA GPUs |
 
 pub use influence_core::*;
 
-/// Burn's ndarray CPU backend (feature `ndarray`, on by default).
+/// Burn's ndarray CPU backend (feature `ndarray`).
 #[cfg(feature = "ndarray")]
 pub mod ndarray {
     pub use influence_ndarray::{Backend, Device, InnerBackend, NAME, device};
 }
 
-/// Burn's flex CPU backend (feature `flex`).
+/// Burn's flex CPU backend (feature `flex`, on by default).
 #[cfg(feature = "flex")]
 pub mod flex {
     pub use influence_flex::{Backend, Device, InnerBackend, NAME, device};
 }
+
+/// Burn's wgpu backend (feature `wgpu`): Vulkan, Metal, DX12, WebGPU.
+#[cfg(feature = "wgpu")]
+pub mod wgpu {
+    pub use influence_wgpu::{Backend, Device, InnerBackend, NAME, WgpuDevice, device};
+}
+
+/// Burn's CUDA backend (feature `cuda`): NVIDIA GPUs.
+#[cfg(feature = "cuda")]
+pub mod cuda {
+    pub use influence_cuda::{Backend, CudaDevice, Device, InnerBackend, NAME, device};
+}
+
+/// The guide to `LayerProbe` (`docs/layer-probe.md`), whose worked example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/layer-probe.md")]
+pub struct LayerProbeGuide;
+
+/// The quadrature guide (`docs/quadrature.md`), whose example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/quadrature.md")]
+pub struct QuadratureGuide;

@@ -6,11 +6,13 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend as BackendTrait;
 use burn::tensor::{Tensor, TensorData};
-use burn_influence::ndarray::{Backend, device};
+mod common;
+
 use burn_influence::{
     AnyTensor, Baseline, Baselines, InfluenceError, InternalInfluence, LayerProbe, Method, Probe,
     Target,
 };
+use common::{Backend, device};
 use influence_testkit::captum_models::{
     BasicModelMultiLayer, BasicModelMultiLayerMultiInput, MultiLayerOptions,
 };

@@ -3,7 +3,8 @@
 //! A `harness = false` test so that its summary lines show in plain `cargo test` output:
 //! `golden: N passed, M failed (BACKEND)`, then each failing case with its largest error.
 //! Also runs every case under `$INFLUENCE_EXTRA_GOLDEN` (a directory of case files in the
-//! same formats) when that variable is set. Exits non-zero when any case fails.
+//! same formats) when that variable is set, and only the cases whose name contains
+//! `$INFLUENCE_GOLDEN_FILTER` when that one is. Exits non-zero when any case fails.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,6 +22,14 @@ fn cases() -> Result<Vec<Case>, String> {
             Path::new(&std::env::var_os("INFLUENCE_EXTRA_GOLDEN").unwrap()).display()
         );
         cases.extend(extra);
+    }
+    // INFLUENCE_GOLDEN_FILTER=substring runs only the cases whose name contains it.
+    if let Ok(filter) = std::env::var("INFLUENCE_GOLDEN_FILTER") {
+        cases.retain(|c| c.name().contains(&filter));
+        println!(
+            "golden: {} case(s) match INFLUENCE_GOLDEN_FILTER={filter}",
+            cases.len()
+        );
     }
     Ok(cases)
 }
@@ -57,6 +66,36 @@ fn main() -> ExitCode {
         .iter()
         .filter(|o| !o.passed())
         .count();
+    }
+    #[cfg(feature = "wgpu")]
+    {
+        use burn_influence::wgpu;
+        failed += influence_testkit::golden::run_all::<wgpu::Backend>(
+            &cases,
+            &wgpu::device(),
+            wgpu::NAME,
+        )
+        .iter()
+        .filter(|o| !o.passed())
+        .count();
+    }
+    #[cfg(feature = "cuda")]
+    {
+        use burn_influence::cuda;
+        if std::path::Path::new("/dev/nvidia0").exists() {
+            failed += influence_testkit::golden::run_all::<cuda::Backend>(
+                &cases,
+                &cuda::device(),
+                cuda::NAME,
+            )
+            .iter()
+            .filter(|o| !o.passed())
+            .count();
+        } else {
+            println!(
+                "golden: skipped (cuda): no NVIDIA GPU on this machine (/dev/nvidia0 missing)"
+            );
+        }
     }
     if failed == 0 {
         ExitCode::SUCCESS

@@ -1,4 +1,4 @@
-//! Property tests (proptest) of Internal Influence on the ndarray backend, on random small
+//! Property tests (proptest) of Internal Influence on a CPU backend (flex by default), on random small
 //! models, inputs and baselines:
 //! - attributing the examples one by one equals attributing the batch;
 //! - every `internal_batch_size` gives the result of none;
@@ -7,8 +7,10 @@
 //! - all five rules converge to the same integral as `n_steps` grows.
 
 use burn::tensor::Tensor;
-use burn_influence::ndarray::{Backend, device};
+mod common;
+
 use burn_influence::{Baseline, InternalInfluence, Method, Target};
+use common::{Backend, device};
 use influence_testkit::sequential::{Act, Data, LayerSpec, NamedLayer, Sequential};
 use proptest::prelude::*;
 

@@ -1,0 +1,267 @@
+//! Influence-directed explanations of the digits CNN, as Leino et al. (2018) give them: the
+//! Internal Influence of a convolutional layer for each digit (target = the predicted
+//! class), the layer's most influential channels per class (the class's "experts"), and a
+//! check that they matter: zeroing them must lower the class's logit far more than zeroing
+//! the least influential channels.
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use influence_core::{InternalInfluence, Method, Target};
+use serde::Serialize;
+
+use crate::DigitsError;
+use crate::data::{CLASSES, Digits};
+use crate::model::{Ablation, DigitsCnn, spatial_shape};
+
+/// What to explain and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainConfig {
+    /// A spatial layer of the model (see [`crate::model::SPATIAL_LAYERS`]).
+    pub layer: String,
+    /// Quadrature points.
+    pub n_steps: usize,
+    /// Quadrature rule.
+    pub method: Method,
+    /// Rows (digits × steps) per forward/backward pass.
+    pub internal_batch_size: usize,
+}
+
+impl Default for ExplainConfig {
+    fn default() -> Self {
+        Self {
+            layer: "conv2".into(),
+            n_steps: 50,
+            method: Method::GaussLegendre,
+            internal_batch_size: 4096,
+        }
+    }
+}
+
+/// The influence of one class's experts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassChannels {
+    /// The class.
+    pub class: usize,
+    /// Digits predicted as this class.
+    pub count: usize,
+    /// Mean influence of each channel (summed over its positions) over those digits.
+    pub mean_influence: Vec<f32>,
+    /// Channels by decreasing mean influence.
+    pub ranking: Vec<usize>,
+}
+
+impl ClassChannels {
+    /// The `k` most influential channels (largest mean influence).
+    pub fn top(&self, k: usize) -> &[usize] {
+        &self.ranking[..k.min(self.ranking.len())]
+    }
+
+    /// The `k` least influential channels (mean influence closest to zero).
+    pub fn bottom(&self, k: usize) -> Vec<usize> {
+        let mut by_size: Vec<usize> = (0..self.mean_influence.len()).collect();
+        by_size.sort_by(|&a, &b| {
+            self.mean_influence[a]
+                .abs()
+                .total_cmp(&self.mean_influence[b].abs())
+        });
+        by_size.truncate(k);
+        by_size
+    }
+}
+
+/// The explanation of a set of digits at one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The layer.
+    pub layer: String,
+    /// Its channels.
+    pub channels: usize,
+    /// Its side in pixels (its maps are `side × side`).
+    pub side: usize,
+    /// The explained digits (indices into the data).
+    pub examples: Vec<usize>,
+    /// The class explained for each: the predicted one.
+    pub targets: Vec<usize>,
+    /// The attribution, `[digits, channels, side, side]` row-major.
+    pub influence: Vec<f32>,
+    /// Per class, the channels' mean influence and ranking.
+    pub classes: Vec<ClassChannels>,
+}
+
+impl Explanation {
+    /// The attribution of digit `i` (position in [`examples`](Self::examples)), as
+    /// `[channels, side, side]`.
+    pub fn digit(&self, i: usize) -> &[f32] {
+        let size = self.channels * self.side * self.side;
+        &self.influence[i * size..(i + 1) * size]
+    }
+
+    /// The influence of each channel of digit `i`, summed over positions.
+    pub fn channel_influence(&self, i: usize) -> Vec<f32> {
+        let plane = self.side * self.side;
+        self.digit(i)
+            .chunks(plane)
+            .map(|c| c.iter().sum())
+            .collect()
+    }
+
+    /// The influence map of digit `i`: the channels summed, `side × side`.
+    pub fn map(&self, i: usize) -> Vec<f32> {
+        let plane = self.side * self.side;
+        let mut m = vec![0f32; plane];
+        for c in self.digit(i).chunks(plane) {
+            for (a, b) in m.iter_mut().zip(c) {
+                *a += b;
+            }
+        }
+        m
+    }
+}
+
+/// Computes the Internal Influence of `config.layer` for the digits `idx`, each explained for
+/// its class in `targets`, in one attribution over the whole set (chunked by
+/// `internal_batch_size`), and the per-class channel rankings.
+///
+/// # Errors
+/// [`DigitsError::Layer`] for a layer that is not spatial, and the attribution's errors.
+pub fn explain<B: AutodiffBackend>(
+    model: &DigitsCnn<B>,
+    data: &Digits,
+    idx: &[usize],
+    targets: &[usize],
+    config: &ExplainConfig,
+    device: &B::Device,
+) -> Result<Explanation, DigitsError> {
+    let (channels, side) = spatial_shape(&config.layer).ok_or_else(|| DigitsError::Layer {
+        name: config.layer.clone(),
+    })?;
+    let ii = InternalInfluence::new(model, config.layer.as_str())?;
+    let attribution = ii
+        .attribute(data.images::<B>(idx, device))
+        .target(Target::PerExample(targets.to_vec()))
+        .n_steps(config.n_steps)
+        .method(config.method)
+        .internal_batch_size(config.internal_batch_size)
+        .run()?;
+    let influence = attribution.tensors()[0].to_vec()?;
+    let mut explanation = Explanation {
+        layer: config.layer.clone(),
+        channels,
+        side,
+        examples: idx.to_vec(),
+        targets: targets.to_vec(),
+        influence,
+        classes: Vec::new(),
+    };
+    let per_digit: Vec<Vec<f32>> = (0..idx.len())
+        .map(|i| explanation.channel_influence(i))
+        .collect();
+    explanation.classes = (0..CLASSES)
+        .map(|class| {
+            let members: Vec<&Vec<f32>> = per_digit
+                .iter()
+                .zip(targets)
+                .filter(|(_, t)| **t == class)
+                .map(|(c, _)| c)
+                .collect();
+            let mut mean = vec![0f32; channels];
+            for m in &members {
+                for (a, b) in mean.iter_mut().zip(m.iter()) {
+                    *a += b / members.len() as f32;
+                }
+            }
+            let mut ranking: Vec<usize> = (0..channels).collect();
+            ranking.sort_by(|&a, &b| mean[b].total_cmp(&mean[a]));
+            ClassChannels {
+                class,
+                count: members.len(),
+                mean_influence: mean,
+                ranking,
+            }
+        })
+        .collect();
+    Ok(explanation)
+}
+
+/// The effect of zeroing `k` channels at the layer on the explained class's logit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Faithfulness {
+    /// Channels zeroed.
+    pub k: usize,
+    /// Mean drop of the logit when the class's `k` most influential channels are zeroed.
+    pub top_drop: f32,
+    /// Mean drop when its `k` least influential channels are zeroed.
+    pub bottom_drop: f32,
+}
+
+/// For each `k`, zeroes each digit's class's `k` most (then least) influential channels at
+/// the explained layer and averages the drop of the explained logit over the digits.
+pub fn faithfulness<B: AutodiffBackend>(
+    model: &DigitsCnn<B>,
+    data: &Digits,
+    explanation: &Explanation,
+    ks: &[usize],
+    device: &B::Device,
+) -> Vec<Faithfulness> {
+    let model = model.valid();
+    let idx = &explanation.examples;
+    let n = idx.len();
+    let x = data.images::<B::InnerBackend>(idx, device);
+    let targets = Tensor::<B::InnerBackend, 2, Int>::from_data(
+        TensorData::new(
+            explanation.targets.iter().map(|&t| t as i64).collect(),
+            [n, 1],
+        ),
+        device,
+    );
+    let logit = |logits: Tensor<B::InnerBackend, 2>| logits.gather(1, targets.clone());
+    let base = logit(model.forward(x.clone()));
+    ks.iter()
+        .map(|&k| {
+            let drop = |pick: &dyn Fn(&ClassChannels) -> Vec<usize>| -> f32 {
+                let keep = keep_mask::<B::InnerBackend>(explanation, pick, device);
+                let ablated = logit(model.forward_ablated(
+                    x.clone(),
+                    &Ablation {
+                        layer: &explanation.layer,
+                        keep,
+                    },
+                ));
+                mean(base.clone() - ablated)
+            };
+            Faithfulness {
+                k,
+                top_drop: drop(&|c| c.top(k).to_vec()),
+                bottom_drop: drop(&|c| c.bottom(k)),
+            }
+        })
+        .collect()
+}
+
+/// `[digits, channels]`: 0 on the channels `pick` gives for each digit's class, else 1.
+fn keep_mask<B: Backend>(
+    explanation: &Explanation,
+    pick: &dyn Fn(&ClassChannels) -> Vec<usize>,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let c = explanation.channels;
+    let mut keep = vec![1f32; explanation.targets.len() * c];
+    for (i, &t) in explanation.targets.iter().enumerate() {
+        for ch in pick(&explanation.classes[t]) {
+            keep[i * c + ch] = 0.0;
+        }
+    }
+    Tensor::from_data(
+        TensorData::new(keep, [explanation.targets.len(), c]),
+        device,
+    )
+}
+
+fn mean<B: Backend>(t: Tensor<B, 2>) -> f32 {
+    t.mean()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("a float")[0]
+}

@@ -1,0 +1,161 @@
+//! A shortened run of the digits example (few epochs) on real data, checking what the full
+//! run promises: the accuracy, the attribution's shape and finiteness, the faithfulness
+//! ordering, and output files that exist and parse. Also the example binary's handling of
+//! bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+
+use common::{Backend, device};
+use influence_digits::explain::ExplainConfig;
+use influence_digits::train::TrainConfig;
+use influence_digits::{DigitsError, RunConfig};
+
+fn csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/digits.csv")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("burn-influence-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn shortened_run_trains_explains_and_writes_its_files() {
+    let out = out_dir("digits");
+    let mut config = RunConfig::new(csv(), &out, common::NAME);
+    config.train = TrainConfig::new().with_epochs(10);
+    config.explain = ExplainConfig {
+        n_steps: 16,
+        internal_batch_size: 2048,
+        ..ExplainConfig::default()
+    };
+    let s = influence_digits::run::<Backend>(&config, &device(), |_| {}).unwrap();
+    let r = &s.report;
+
+    // Ten epochs (of the full run's twenty) already give a good model on these digits.
+    assert!(r.accuracy >= 0.95, "held-out accuracy {}", r.accuracy);
+    assert_eq!((r.train_size, r.held_out_size), (1438, 359));
+
+    // The attribution of conv2: [held-out digits, 32, 8, 8], finite, not all zero.
+    assert_eq!(r.attribution.shape, vec![359, 32, 8, 8]);
+    assert_eq!(r.attribution.data.len(), 359 * 32 * 64);
+    assert!(r.attribution.data.iter().all(|v| v.is_finite()));
+    assert!(r.attribution.data.iter().any(|v| v.abs() > 1e-3));
+
+    // Zeroing the most influential channels hurts far more than the least influential.
+    assert_eq!(
+        r.faithfulness.iter().map(|f| f.k).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    for f in &r.faithfulness {
+        assert!(
+            f.top_drop > 0.0 && f.top_drop > 2.0 * f.bottom_drop.abs(),
+            "k = {}: top drop {} vs bottom drop {}",
+            f.k,
+            f.top_drop,
+            f.bottom_drop
+        );
+    }
+
+    // The files exist and parse.
+    for class in 0..10 {
+        let png = out.join(format!("class_{class}.png"));
+        let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+        assert_eq!(img.width(), 3 * 64 + 4 * 4);
+    }
+    image::open(out.join("overview.png")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("influence.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["settings"]["layer"], "conv2");
+    assert_eq!(json["settings"]["method"], "gausslegendre");
+    assert_eq!(json["settings"]["n_steps"], 16);
+    assert_eq!(json["settings"]["backend"], common::NAME);
+    assert_eq!(json["classes"].as_array().unwrap().len(), 10);
+    assert_eq!(json["digits"].as_array().unwrap().len(), 359);
+    assert!((json["accuracy"].as_f64().unwrap() - r.accuracy).abs() < 1e-12);
+
+    // A second run reuses the saved weights and gives the same accuracy.
+    assert!(out.join("digits_cnn.mpk").exists());
+    let again = influence_digits::run::<Backend>(&config, &device(), |_| {}).unwrap();
+    assert!(!again.report.settings.trained);
+    assert_eq!(again.report.accuracy, r.accuracy);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn malformed_csv_and_non_spatial_layer_are_errors() {
+    let out = out_dir("bad");
+    std::fs::create_dir_all(&out).unwrap();
+    let bad = out.join("bad.csv");
+    let good = std::fs::read_to_string(csv()).unwrap();
+    let mut lines: Vec<&str> = good.lines().take(5).collect();
+    lines.push("1,2,3");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let config = RunConfig::new(&bad, &out, common::NAME);
+    match influence_digits::run::<Backend>(&config, &device(), |_| {}) {
+        Err(DigitsError::Csv { line: 6, .. }) => {}
+        other => panic!("expected a CSV error on line 6, got {other:?}"),
+    }
+    let mut config = RunConfig::new(csv(), &out, common::NAME);
+    config.explain.layer = "fc1".into();
+    assert!(matches!(
+        influence_digits::run::<Backend>(&config, &device(), |_| {}),
+        Err(DigitsError::Layer { .. })
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Runs the example binary with `args`. `cargo test` builds the examples next to the test
+/// binaries: `target/<profile>/examples/digits`, two levels up from this test's executable.
+fn example(args: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("digits{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not built; run the tests with `cargo test`",
+        bin.display()
+    );
+    Command::new(bin)
+        .args(args)
+        .output()
+        .expect("the example runs")
+}
+
+#[test]
+fn the_example_reports_bad_input_without_a_panic() {
+    let out = out_dir("cli");
+    std::fs::create_dir_all(&out).unwrap();
+    let missing = out.join("missing.csv");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--backend".into(), "tpu".into()], "unknown backend"),
+        (
+            vec!["--data".into(), missing.display().to_string()],
+            "missing.csv",
+        ),
+        (vec!["--layer".into(), "fc9".into()], "layer \"fc9\""),
+        (vec!["--method".into(), "simpson".into()], "--method"),
+    ];
+    for (args, expected) in cases {
+        let mut full = args.clone();
+        full.extend(["--out".into(), out.display().to_string()]);
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let o = example(&full);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("error:") && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
