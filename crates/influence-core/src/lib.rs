@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 mod any_tensor;
 mod args;
 mod baseline;

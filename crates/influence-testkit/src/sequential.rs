@@ -9,6 +9,7 @@ use burn::nn::{
 use burn::tensor::activation::{relu, sigmoid, softmax, tanh};
 use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
+use influence_core::activation::gelu_exact;
 use influence_core::{AnyTensor, LayerProbe, Probe, TensorGroup, TensorMap};
 use serde::Deserialize;
 
@@ -142,14 +143,6 @@ pub enum Step {
     Layer(usize),
     /// A parameter-free op.
     Op(Op),
-}
-
-/// GELU in its exact form, `x · Φ(x) = x · (1 + erf(x / √2)) / 2`, built from `erf` so that
-/// its gradient is exact on every backend. (Burn 0.21's `gelu` has an exact forward, but its
-/// default backward, used by ndarray and the CubeCL backends, is the derivative of the tanh
-/// approximation: off by up to ~1e-4.)
-pub fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone() * (x / core::f64::consts::SQRT_2).erf().add_scalar(1.0) * 0.5
 }
 
 /// An activation of rank 2, 3 or 4: what flows between the layers of a [`Sequential`].

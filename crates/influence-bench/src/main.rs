@@ -1,0 +1,261 @@
+//! `influence-bench`: times Internal Influence on the standard workloads on each compiled
+//! backend.
+//!
+//! ```text
+//! cargo run --release --bin influence-bench -- [--workload NAME] [--backend NAME]
+//!     [--repeats N] [--n-steps N] [--internal-batch-size N] [--json FILE]
+//! ```
+//!
+//! Prints one line per workload and backend, `WORKLOAD BACKEND median_s min_s max_s peak_mib`
+//! (seconds per `attribute` call, the result read back; the process's peak resident memory
+//! during that workload's calls), then `#` lines with the arithmetic floor of each. Timings
+//! are Gauss-Legendre, one target per example (`i % 10`), after one warm-up call, as
+//! `scripts/captum_reference.py` times Captum.
+
+mod workloads;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn_influence::{InternalInfluence, Method, Target};
+use clap::Parser;
+use workloads::{NAMES, Workload, gemm_flops, workload};
+
+/// Time Internal Influence on the standard workloads.
+#[derive(Parser, Debug)]
+#[command(about)]
+struct Args {
+    /// Workloads to run (repeat the flag); default all: digits_cnn, mlp_784, cifar_cnn.
+    #[arg(long)]
+    workload: Vec<String>,
+    /// Backends to run (repeat the flag); default every compiled one.
+    #[arg(long)]
+    backend: Vec<String>,
+    /// Timed calls per workload and backend.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Quadrature points.
+    #[arg(long, default_value_t = 50)]
+    n_steps: usize,
+    /// Rows (examples × steps) per forward/backward pass; default all steps in one pass.
+    #[arg(long)]
+    internal_batch_size: Option<usize>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// One measurement.
+struct Timing {
+    workload: &'static str,
+    backend: &'static str,
+    median: f64,
+    min: f64,
+    max: f64,
+    peak_mib: f64,
+    floor_s: f64,
+    gemm_gflops: f64,
+    gflop: f64,
+}
+
+/// Resets the kernel's peak-RSS counter of this process (`/proc/self/clear_refs`, Linux).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory of this process since the last reset, in MiB (`VmHWM`).
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn time_one<B: AutodiffBackend>(
+    w: &Workload,
+    backend: &'static str,
+    device: &B::Device,
+    args: &Args,
+) -> Timing {
+    let model = w.model::<B>(device);
+    let input = w.input::<B>(device);
+    let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+    let run = || {
+        let mut call = ii
+            .attribute(input.clone())
+            .target(Target::PerExample(w.targets()))
+            .n_steps(args.n_steps)
+            .method(Method::GaussLegendre);
+        if let Some(m) = args.internal_batch_size {
+            call = call.internal_batch_size(m);
+        }
+        // Reading the result back waits for the device to finish.
+        let values = call.run().expect("attribution").into_tensors()[0]
+            .to_vec()
+            .expect("read back");
+        assert!(values.iter().all(|v| v.is_finite()));
+    };
+    reset_peak();
+    run(); // warm-up
+    let mut times: Vec<f64> = (0..args.repeats.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let peak = peak_mib();
+    times.sort_by(f64::total_cmp);
+    let gemm = gemm_flops::<B::InnerBackend>(device, 5);
+    let flops = w.flops(args.n_steps);
+    Timing {
+        workload: w.name,
+        backend,
+        median: times[times.len() / 2],
+        min: times[0],
+        max: times[times.len() - 1],
+        peak_mib: peak,
+        floor_s: flops / gemm,
+        gemm_gflops: gemm / 1e9,
+        gflop: flops / 1e9,
+    }
+}
+
+fn compiled_backends() -> Vec<&'static str> {
+    [
+        #[cfg(feature = "flex")]
+        "flex",
+        #[cfg(feature = "ndarray")]
+        "ndarray",
+        #[cfg(feature = "wgpu")]
+        "wgpu",
+        #[cfg(feature = "cuda")]
+        "cuda",
+    ]
+    .to_vec()
+}
+
+fn run_backend(w: &Workload, backend: &str, args: &Args) -> Option<Timing> {
+    match backend {
+        #[cfg(feature = "flex")]
+        "flex" => Some(time_one::<burn_influence::flex::Backend>(
+            w,
+            "flex",
+            &burn_influence::flex::device(),
+            args,
+        )),
+        #[cfg(feature = "ndarray")]
+        "ndarray" => Some(time_one::<burn_influence::ndarray::Backend>(
+            w,
+            "ndarray",
+            &burn_influence::ndarray::device(),
+            args,
+        )),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Some(time_one::<burn_influence::wgpu::Backend>(
+            w,
+            "wgpu",
+            &burn_influence::wgpu::device(),
+            args,
+        )),
+        #[cfg(feature = "cuda")]
+        "cuda" => Some(time_one::<burn_influence::cuda::Backend>(
+            w,
+            "cuda",
+            &burn_influence::cuda::device(),
+            args,
+        )),
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let names: Vec<String> = if args.workload.is_empty() {
+        NAMES.map(String::from).to_vec()
+    } else {
+        args.workload.clone()
+    };
+    let backends: Vec<String> = if args.backend.is_empty() {
+        compiled_backends().into_iter().map(String::from).collect()
+    } else {
+        args.backend.clone()
+    };
+    let mut workloads = Vec::new();
+    for n in &names {
+        match workload(n) {
+            Some(w) => workloads.push(w),
+            None => {
+                eprintln!("error: --workload {n:?}: unknown; choose from {NAMES:?}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for b in &backends {
+        if !compiled_backends().contains(&b.as_str()) {
+            eprintln!(
+                "error: --backend {b:?}: not compiled in (compiled: {:?}; build with --features {b})",
+                compiled_backends()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "# n_steps {}, internal_batch_size {}, {} repeats; seconds per attribute call",
+        args.n_steps,
+        args.internal_batch_size
+            .map_or("none".to_string(), |m| m.to_string()),
+        args.repeats
+    );
+    println!("# WORKLOAD BACKEND median_s min_s max_s peak_mib");
+    let mut results = Vec::new();
+    for w in &workloads {
+        for b in &backends {
+            let t = run_backend(w, b, &args).expect("a compiled backend");
+            println!(
+                "{} {} {:.4} {:.4} {:.4} {:.1}",
+                t.workload, t.backend, t.median, t.min, t.max, t.peak_mib
+            );
+            results.push(t);
+        }
+    }
+    println!(
+        "# arithmetic floor: FLOPs of the forward pass and of the backward pass to the layer,"
+    );
+    println!("# at the backend's measured 1024x1024 matmul throughput");
+    println!("# WORKLOAD BACKEND gflop gemm_gflops floor_s median/floor");
+    for t in &results {
+        println!(
+            "# {} {} {:.2} {:.1} {:.4} {:.2}",
+            t.workload,
+            t.backend,
+            t.gflop,
+            t.gemm_gflops,
+            t.floor_s,
+            t.median / t.floor_s
+        );
+    }
+    if let Some(path) = &args.json {
+        let json: Vec<serde_json::Value> = results
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "workload": t.workload, "backend": t.backend, "median_s": t.median,
+                    "min_s": t.min, "max_s": t.max, "peak_mib": t.peak_mib,
+                    "gflop": t.gflop, "gemm_gflops": t.gemm_gflops, "floor_s": t.floor_s,
+                    "n_steps": args.n_steps, "internal_batch_size": args.internal_batch_size,
+                })
+            })
+            .collect();
+        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()) {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,260 @@
+//! The standard workloads, with the architectures and sizes of
+//! `scripts/captum_reference.py` (Captum's timings on the same workloads), built as
+//! sequential models whose layers have the PyTorch module names.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use influence_testkit::sequential::{Act, Data, LayerSpec, NamedLayer, Sequential};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A workload: a model, an input batch and the explained layer.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Its name.
+    pub name: &'static str,
+    /// The layers, PyTorch names.
+    pub layers: Vec<NamedLayer>,
+    /// Input shape, batch first.
+    pub input_shape: Vec<usize>,
+    /// The explained layer.
+    pub layer: &'static str,
+}
+
+/// The workload names.
+pub const NAMES: [&str; 3] = ["digits_cnn", "mlp_784", "cifar_cnn"];
+
+fn uniform(rng: &mut StdRng, n: usize, bound: f64) -> Vec<f64> {
+    (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+}
+
+/// PyTorch's default initialisation bounds (`U(-1/√fan_in, 1/√fan_in)`), seeded.
+fn linear(rng: &mut StdRng, name: &str, d_in: usize, d_out: usize) -> NamedLayer {
+    let b = 1.0 / (d_in as f64).sqrt();
+    NamedLayer {
+        name: name.into(),
+        spec: LayerSpec::Linear {
+            in_features: d_in,
+            out_features: d_out,
+            weight: Data {
+                shape: vec![d_out, d_in],
+                data: uniform(rng, d_in * d_out, b),
+            },
+            bias: Some(Data {
+                shape: vec![d_out],
+                data: uniform(rng, d_out, b),
+            }),
+        },
+    }
+}
+
+fn conv(rng: &mut StdRng, name: &str, c_in: usize, c_out: usize) -> NamedLayer {
+    let b = 1.0 / ((c_in * 9) as f64).sqrt();
+    NamedLayer {
+        name: name.into(),
+        spec: LayerSpec::Conv2d {
+            in_channels: c_in,
+            out_channels: c_out,
+            kernel_size: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            weight: Data {
+                shape: vec![c_out, c_in, 3, 3],
+                data: uniform(rng, c_out * c_in * 9, b),
+            },
+            bias: Some(Data {
+                shape: vec![c_out],
+                data: uniform(rng, c_out, b),
+            }),
+        },
+    }
+}
+
+fn op(name: &str, spec: LayerSpec) -> NamedLayer {
+    NamedLayer {
+        name: name.into(),
+        spec,
+    }
+}
+
+fn pool(name: &str) -> NamedLayer {
+    op(
+        name,
+        LayerSpec::MaxPool2d {
+            kernel_size: [2, 2],
+            stride: [2, 2],
+        },
+    )
+}
+
+/// The workload `name`, or `None` for an unknown name.
+pub fn workload(name: &str) -> Option<Workload> {
+    let mut rng = StdRng::seed_from_u64(0);
+    let rng = &mut rng;
+    Some(match name {
+        "digits_cnn" => Workload {
+            name: "digits_cnn",
+            layers: vec![
+                conv(rng, "conv1", 1, 16),
+                op("relu1", LayerSpec::Relu),
+                conv(rng, "conv2", 16, 32),
+                op("relu2", LayerSpec::Relu),
+                pool("pool"),
+                op("flatten", LayerSpec::Flatten),
+                linear(rng, "fc1", 32 * 4 * 4, 64),
+                op("relu3", LayerSpec::Relu),
+                linear(rng, "fc2", 64, 10),
+            ],
+            input_shape: vec![64, 1, 8, 8],
+            layer: "conv2",
+        },
+        "mlp_784" => Workload {
+            name: "mlp_784",
+            layers: vec![
+                linear(rng, "fc1", 784, 512),
+                op("relu1", LayerSpec::Relu),
+                linear(rng, "fc2", 512, 256),
+                op("relu2", LayerSpec::Relu),
+                linear(rng, "fc3", 256, 10),
+            ],
+            input_shape: vec![128, 784],
+            layer: "fc2",
+        },
+        "cifar_cnn" => Workload {
+            name: "cifar_cnn",
+            layers: vec![
+                conv(rng, "conv1", 3, 32),
+                op("relu1", LayerSpec::Relu),
+                conv(rng, "conv2", 32, 32),
+                op("relu2", LayerSpec::Relu),
+                pool("pool1"),
+                conv(rng, "conv3", 32, 64),
+                op("relu3", LayerSpec::Relu),
+                pool("pool2"),
+                op("flatten", LayerSpec::Flatten),
+                linear(rng, "fc1", 64 * 8 * 8, 128),
+                op("relu4", LayerSpec::Relu),
+                linear(rng, "fc2", 128, 10),
+            ],
+            input_shape: vec![16, 3, 32, 32],
+            layer: "conv3",
+        },
+        _ => return None,
+    })
+}
+
+impl Workload {
+    /// The model on `device`.
+    pub fn model<B: Backend>(&self, device: &B::Device) -> Sequential<B> {
+        Sequential::from_specs(&self.layers, device)
+    }
+
+    /// The input batch: uniform in [0, 1), seeded.
+    pub fn input<B: Backend>(&self, device: &B::Device) -> Act<B> {
+        let mut rng = StdRng::seed_from_u64(1);
+        let n: usize = self.input_shape.iter().product();
+        Data {
+            shape: self.input_shape.clone(),
+            data: (0..n).map(|_| rng.random_range(0.0..1.0)).collect(),
+        }
+        .act(device)
+    }
+
+    /// The batch size.
+    pub fn batch(&self) -> usize {
+        self.input_shape[0]
+    }
+
+    /// One target per example: `i % 10`, as the reference script.
+    pub fn targets(&self) -> Vec<usize> {
+        (0..self.batch()).map(|i| i % 10).collect()
+    }
+
+    /// Multiply-adds of one example's forward pass, and of its backward pass from the output
+    /// to the explained layer (input gradients only, no parameter gradients).
+    pub fn macs_per_example(&self) -> (u64, u64) {
+        let mut shape: Vec<usize> = self.input_shape[1..].to_vec();
+        let (mut forward, mut after) = (0u64, 0u64);
+        let mut past_layer = false;
+        for l in &self.layers {
+            let macs = match &l.spec {
+                LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                } => {
+                    shape = vec![*out_features];
+                    (in_features * out_features) as u64
+                }
+                LayerSpec::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel_size,
+                    ..
+                } => {
+                    // Stride 1, padding 1: the spatial size is kept.
+                    let (h, w) = (shape[1], shape[2]);
+                    shape = vec![*out_channels, h, w];
+                    (in_channels * out_channels * kernel_size[0] * kernel_size[1] * h * w) as u64
+                }
+                LayerSpec::MaxPool2d { .. } => {
+                    shape = vec![shape[0], shape[1] / 2, shape[2] / 2];
+                    0
+                }
+                LayerSpec::Flatten => {
+                    shape = vec![shape.iter().product()];
+                    0
+                }
+                _ => 0,
+            };
+            forward += macs;
+            if past_layer {
+                after += macs;
+            }
+            past_layer |= l.name == self.layer;
+        }
+        (forward, after)
+    }
+
+    /// Floating-point operations of one attribution with `n_steps` points: two per
+    /// multiply-add, over `n_steps × batch` rows, forward plus backward to the layer.
+    pub fn flops(&self, n_steps: usize) -> f64 {
+        let (forward, after) = self.macs_per_example();
+        2.0 * (forward + after) as f64 * (n_steps * self.batch()) as f64
+    }
+}
+
+/// The backend's sustained matrix-product throughput in FLOP/s: the median of `repeats`
+/// products of two 1024 × 1024 matrices, each read back.
+pub fn gemm_flops<B: Backend>(device: &B::Device, repeats: usize) -> f64 {
+    let n = 1024;
+    let a = Tensor::<B, 2>::ones([n, n], device);
+    let b = Tensor::<B, 2>::ones([n, n], device);
+    let _ = a.clone().matmul(b.clone()).sum().into_data(); // warm-up
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let _ = a.clone().matmul(b.clone()).sum().into_data();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    2.0 * (n * n * n) as f64 / times[times.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_of_the_digits_cnn() {
+        let w = workload("digits_cnn").unwrap();
+        let (forward, after) = w.macs_per_example();
+        let conv1 = 16 * 9 * 64;
+        let conv2 = 16 * 32 * 9 * 64;
+        let fc = 512 * 64 + 64 * 10;
+        assert_eq!(forward, (conv1 + conv2 + fc) as u64);
+        assert_eq!(after, fc as u64);
+        assert!(workload("resnet").is_none());
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# influence-bench beside Captum: runs this project's benchmark and Captum's reference timings
+# (scripts/captum_reference.py, Captum's InternalInfluence on PyTorch, CPU) on the same
+# workloads, alternating them round by round on this machine, and prints the ratio per
+# workload and backend.
+#
+# usage: bash scripts/bench.sh [--features wgpu] ...   (cargo features for influence-bench)
+# env:   ROUNDS (default 3), REPEATS (timed calls per run, default 5),
+#        CAPTUM_VENV (default ~/.cache/burn-influence/captum-venv), BACKENDS (default: all compiled)
+# Installs torch and captum from PyPI into CAPTUM_VENV when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+REPEATS=${REPEATS:-5}
+VENV=${CAPTUM_VENV:-$HOME/.cache/burn-influence/captum-venv}
+WORKLOADS=(digits_cnn mlp_784 cifar_cnn)
+
+if ! "$VENV/bin/python" -c "import torch, captum" 2>/dev/null; then
+  echo "bench.sh: installing torch and captum into $VENV (CPU is enough; a few GB)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q torch captum
+fi
+"$VENV/bin/python" -c "import torch, captum; print(f'bench.sh: torch {torch.__version__}, captum {captum.__version__}, {torch.get_num_threads()} threads')"
+
+cargo build -q --release --bin influence-bench "$@"
+BENCH=${CARGO_TARGET_DIR:-target}/release/influence-bench
+backend_flags=()
+for b in ${BACKENDS:-}; do backend_flags+=(--backend "$b"); done
+
+out=$(mktemp -d)
+for round in $(seq 1 "$ROUNDS"); do
+  for w in "${WORKLOADS[@]}"; do
+    echo "bench.sh: round $round/$ROUNDS, $w"
+    "$BENCH" --workload "$w" --repeats "$REPEATS" "${backend_flags[@]}" --json "$out/ours-$round-$w.json" >/dev/null
+    "$VENV/bin/python" scripts/captum_reference.py --workload "$w" --repeats "$REPEATS" --json "$out/captum-$round-$w.json" >/dev/null
+  done
+done
+
+python3 - "$out" <<'PY'
+import glob, json, statistics, sys
+out = sys.argv[1]
+ours, captum = {}, {}
+for f in glob.glob(f"{out}/ours-*.json"):
+    for r in json.load(open(f)):
+        ours.setdefault((r["workload"], r["backend"]), []).append(r)
+for f in glob.glob(f"{out}/captum-*.json"):
+    for w, r in json.load(open(f)).items():
+        captum.setdefault(w, []).append(r["median_s"])
+print(f"{'workload':<11} {'backend':<8} {'ours_s':>8} {'captum_s':>9} {'ours/captum':>12} {'floor_s':>8} {'ours/floor':>10} {'peak_mib':>9}")
+for (w, b), rs in sorted(ours.items()):
+    o = statistics.median(r["median_s"] for r in rs)
+    c = statistics.median(captum[w])
+    floor = statistics.median(r["floor_s"] for r in rs)
+    peak = max(r["peak_mib"] for r in rs)
+    print(f"{w:<11} {b:<8} {o:>8.4f} {c:>9.4f} {o / c:>12.2f} {floor:>8.4f} {o / floor:>10.2f} {peak:>9.1f}")
+PY
+rm -rf "$out"

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+# From the project's shared bench folder (shared/bench/captum_reference.py); only this line added.
+"""Reference timings: Captum's InternalInfluence on PyTorch (CPU) for the standard
+benchmark workloads. Run it beside the project's own benchmark of the same workloads
+to get a side-by-side ratio on the same machine in the same minute.
+
+Needs: pip install torch captum   (CPU is enough)
+usage: captum_reference.py [--workload NAME ...] [--repeats N] [--json OUT]
+Prints one line per workload: name, median seconds per attribute() call, min, max.
+"""
+import argparse, json, statistics, time
+
+import torch
+import torch.nn as nn
+from captum.attr import InternalInfluence
+
+
+def digits_cnn():
+    m = nn.Sequential()
+    m.add_module("conv1", nn.Conv2d(1, 16, 3, padding=1)); m.add_module("relu1", nn.ReLU())
+    m.add_module("conv2", nn.Conv2d(16, 32, 3, padding=1)); m.add_module("relu2", nn.ReLU())
+    m.add_module("pool", nn.MaxPool2d(2)); m.add_module("flatten", nn.Flatten())
+    m.add_module("fc1", nn.Linear(32 * 4 * 4, 64)); m.add_module("relu3", nn.ReLU())
+    m.add_module("fc2", nn.Linear(64, 10))
+    return m, torch.rand(64, 1, 8, 8), "conv2"
+
+
+def mlp_784():
+    m = nn.Sequential()
+    m.add_module("fc1", nn.Linear(784, 512)); m.add_module("relu1", nn.ReLU())
+    m.add_module("fc2", nn.Linear(512, 256)); m.add_module("relu2", nn.ReLU())
+    m.add_module("fc3", nn.Linear(256, 10))
+    return m, torch.rand(128, 784), "fc2"
+
+
+def cifar_cnn():
+    m = nn.Sequential()
+    m.add_module("conv1", nn.Conv2d(3, 32, 3, padding=1)); m.add_module("relu1", nn.ReLU())
+    m.add_module("conv2", nn.Conv2d(32, 32, 3, padding=1)); m.add_module("relu2", nn.ReLU())
+    m.add_module("pool1", nn.MaxPool2d(2))
+    m.add_module("conv3", nn.Conv2d(32, 64, 3, padding=1)); m.add_module("relu3", nn.ReLU())
+    m.add_module("pool2", nn.MaxPool2d(2)); m.add_module("flatten", nn.Flatten())
+    m.add_module("fc1", nn.Linear(64 * 8 * 8, 128)); m.add_module("relu4", nn.ReLU())
+    m.add_module("fc2", nn.Linear(128, 10))
+    return m, torch.rand(16, 3, 32, 32), "conv3"
+
+
+WORKLOADS = {"digits_cnn": digits_cnn, "mlp_784": mlp_784, "cifar_cnn": cifar_cnn}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", action="append")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--n-steps", type=int, default=50)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    results = {}
+    for name in a.workload or list(WORKLOADS):
+        model, x, layer = WORKLOADS[name]()
+        model.eval()
+        target = torch.arange(x.shape[0]) % 10
+        ii = InternalInfluence(model, getattr(model, layer))
+        run = lambda: ii.attribute(x, target=target, n_steps=a.n_steps, method="gausslegendre")
+        run()  # warm-up
+        times = []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter(); run(); times.append(time.perf_counter() - t0)
+        results[name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+                         "batch": x.shape[0], "n_steps": a.n_steps, "threads": torch.get_num_threads()}
+        print(f"{name}\t{statistics.median(times):.4f}\t{min(times):.4f}\t{max(times):.4f}")
+    if a.json:
+        json.dump(results, open(a.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
