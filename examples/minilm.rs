@@ -34,8 +34,8 @@ struct Args {
     /// Layer: embeddings, encoder.layer.0 … encoder.layer.5.
     #[arg(long, default_value = "encoder.layer.2")]
     layer: String,
-    /// Quadrature points.
-    #[arg(long, default_value_t = 20)]
+    /// Quadrature points (Captum's default, 50).
+    #[arg(long, default_value_t = 50)]
     n_steps: usize,
     /// Quadrature rule.
     #[arg(long, default_value = "gausslegendre")]

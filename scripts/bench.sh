@@ -6,7 +6,8 @@
 #
 # usage: bash scripts/bench.sh [--features wgpu] ...   (cargo features for influence-bench)
 # env:   ROUNDS (default 3), REPEATS (timed calls per run, default 5),
-#        CAPTUM_VENV (default ~/.cache/burn-influence/captum-venv), BACKENDS (default: all compiled)
+#        CAPTUM_VENV (default ~/.cache/burn-influence/captum-venv), BACKENDS (default: all compiled),
+#        MEM_BACKEND (memory runs, default flex), CHUNK (their internal_batch_size, default 640)
 # Installs torch and captum from PyPI into CAPTUM_VENV when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +15,17 @@ ROUNDS=${ROUNDS:-3}
 REPEATS=${REPEATS:-5}
 VENV=${CAPTUM_VENV:-$HOME/.cache/burn-influence/captum-venv}
 WORKLOADS=(digits_cnn mlp_784 cifar_cnn)
+# The minilm workload runs when the model files are found (INFLUENCE_MINILM_DIR or the shared copy).
+MINILM_DIR=${INFLUENCE_MINILM_DIR:-}
+for d in "$MINILM_DIR" "$(pwd)/../shared/models/all-MiniLM-L6-v2" /work/shared/models/all-MiniLM-L6-v2; do
+  if [ -n "$d" ] && [ -f "$d/model.safetensors" ]; then MINILM_DIR=$d; WORKLOADS+=(minilm); break; fi
+done
 
-if ! "$VENV/bin/python" -c "import torch, captum" 2>/dev/null; then
-  echo "bench.sh: installing torch and captum into $VENV (CPU is enough; a few GB)"
+if ! "$VENV/bin/python" -c "import torch, captum, transformers" 2>/dev/null; then
+  echo "bench.sh: installing torch, captum and transformers into $VENV (CPU is enough; a few GB)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q torch captum
+  "$VENV/bin/pip" install -q torch captum transformers
 fi
 "$VENV/bin/python" -c "import torch, captum; print(f'bench.sh: torch {torch.__version__}, captum {captum.__version__}, {torch.get_num_threads()} threads')"
 
@@ -32,8 +38,13 @@ out=$(mktemp -d)
 for round in $(seq 1 "$ROUNDS"); do
   for w in "${WORKLOADS[@]}"; do
     echo "bench.sh: round $round/$ROUNDS, $w"
-    "$BENCH" --workload "$w" --repeats "$REPEATS" "${backend_flags[@]}" --json "$out/ours-$round-$w.json" >/dev/null
-    "$VENV/bin/python" scripts/captum_reference.py --workload "$w" --repeats "$REPEATS" --json "$out/captum-$round-$w.json" >/dev/null
+    if [ "$w" = minilm ]; then
+      INFLUENCE_MINILM_DIR=$MINILM_DIR "$BENCH" --workload "$w" --repeats "$REPEATS" "${backend_flags[@]}" --json "$out/ours-$round-$w.json" >/dev/null
+      "$VENV/bin/python" scripts/captum_minilm.py --model-dir "$MINILM_DIR" --repeats "$REPEATS" --json "$out/captum-$round-$w.json" >/dev/null
+    else
+      "$BENCH" --workload "$w" --repeats "$REPEATS" "${backend_flags[@]}" --json "$out/ours-$round-$w.json" >/dev/null
+      "$VENV/bin/python" scripts/captum_reference.py --workload "$w" --repeats "$REPEATS" --json "$out/captum-$round-$w.json" >/dev/null
+    fi
   done
 done
 
@@ -56,3 +67,17 @@ for (w, b), rs in sorted(ours.items()):
     print(f"{w:<11} {b:<8} {o:>8.4f} {c:>9.4f} {o / c:>12.2f} {floor:>8.4f} {o / floor:>10.2f} {peak:>9.1f}")
 PY
 rm -rf "$out"
+
+# Memory: with internal_batch_size fixed, peak memory follows the chunk, not n_steps. Each
+# run is its own process, so each peak is its own.
+MEM_BACKEND=${MEM_BACKEND:-flex}
+CHUNK=${CHUNK:-640}
+echo
+echo "memory: digits_cnn on $MEM_BACKEND, peak resident memory of the process (MiB)"
+printf '%-8s %-20s %9s %9s\n' n_steps internal_batch_size median_s peak_mib
+for run in "50 $CHUNK" "500 $CHUNK" "50 none" "500 none"; do
+  set -- $run
+  chunk_flag=(); [ "$2" = none ] || chunk_flag=(--internal-batch-size "$2")
+  line=$("$BENCH" --workload digits_cnn --backend "$MEM_BACKEND" --repeats 2 --n-steps "$1" "${chunk_flag[@]}" | grep '^digits_cnn ')
+  printf '%-8s %-20s %9s %9s\n' "$1" "$2" "$(echo "$line" | cut -d' ' -f3)" "$(echo "$line" | cut -d' ' -f6)"
+done

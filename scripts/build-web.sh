@@ -27,7 +27,8 @@ wasm="$target/wasm/wasm32-unknown-unknown/release/influence_web.wasm"
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $version\$"; then
   step "installing wasm-bindgen-cli $version (the version of the wasm-bindgen crate)"
-  cargo install -q --locked wasm-bindgen-cli --version "$version"
+  # Not --locked: its lock file pins a webpki-roots release this registry does not carry.
+  cargo install -q wasm-bindgen-cli --version "$version"
 fi
 step "wasm-bindgen $version"
 rm -rf "$www/pkg"

@@ -20,13 +20,14 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use burn_influence::{InternalInfluence, Method, Target};
 use clap::Parser;
-use workloads::{NAMES, Workload, gemm_flops, workload};
+use workloads::{Kind, NAMES, Workload, gemm_flops, workload};
 
 /// Time Internal Influence on the standard workloads.
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Args {
-    /// Workloads to run (repeat the flag); default all: digits_cnn, mlp_784, cifar_cnn.
+    /// Workloads to run (repeat the flag): digits_cnn, mlp_784, cifar_cnn, minilm; default
+    /// the first three (minilm needs the model files, see influence-minilm).
     #[arg(long)]
     workload: Vec<String>,
     /// Backends to run (repeat the flag); default every compiled one.
@@ -41,9 +42,27 @@ struct Args {
     /// Rows (examples × steps) per forward/backward pass; default all steps in one pass.
     #[arg(long)]
     internal_batch_size: Option<usize>,
+    /// Turn one optimisation off, to measure what it is worth: `param-grads` keeps the
+    /// model's parameters requiring gradients (so the tape also covers the layers before the
+    /// explained one, and the backward pass computes parameter gradients, as Captum does);
+    /// `step-per-pass` runs one quadrature step per forward/backward pass (Captum's loop
+    /// with `internal_batch_size` = batch). Sequential workloads only.
+    #[arg(long, value_enum, default_value_t = Ablation::None)]
+    ablation: Ablation,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+}
+
+/// An optimisation turned off (`--ablation`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Ablation {
+    /// Everything on.
+    None,
+    /// Parameters keep requiring gradients.
+    ParamGrads,
+    /// One quadrature step per forward/backward pass.
+    StepPerPass,
 }
 
 /// One measurement.
@@ -76,43 +95,90 @@ fn peak_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-fn time_one<B: AutodiffBackend>(
-    w: &Workload,
-    backend: &'static str,
-    device: &B::Device,
-    args: &Args,
-) -> Timing {
-    let model = w.model::<B>(device);
-    let input = w.input::<B>(device);
-    let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
-    let run = || {
-        let mut call = ii
-            .attribute(input.clone())
-            .target(Target::PerExample(w.targets()))
-            .n_steps(args.n_steps)
-            .method(Method::GaussLegendre);
-        if let Some(m) = args.internal_batch_size {
-            call = call.internal_batch_size(m);
-        }
-        // Reading the result back waits for the device to finish.
-        let values = call.run().expect("attribution").into_tensors()[0]
-            .to_vec()
-            .expect("read back");
-        assert!(values.iter().all(|v| v.is_finite()));
-    };
+/// Times `run` (after one warm-up call): sorted seconds, and the peak resident memory.
+fn time_calls(repeats: usize, mut run: impl FnMut()) -> (Vec<f64>, f64) {
     reset_peak();
     run(); // warm-up
-    let mut times: Vec<f64> = (0..args.repeats.max(1))
+    let mut times: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
             let t = Instant::now();
             run();
             t.elapsed().as_secs_f64()
         })
         .collect();
-    let peak = peak_mib();
     times.sort_by(f64::total_cmp);
+    (times, peak_mib())
+}
+
+fn time_one<B: AutodiffBackend>(
+    w: &Workload,
+    backend: &'static str,
+    device: &B::Device,
+    args: &Args,
+) -> Timing {
+    let (times, peak, flops) = match &w.kind {
+        Kind::Sequential(layers) => {
+            let model = influence_testkit::sequential::Sequential::<B>::from_specs(layers, device);
+            let input = w.input::<B>(device);
+            let ii = match args.ablation {
+                // `from_probe` uses the model as it is: parameters requiring gradients.
+                Ablation::ParamGrads => InternalInfluence::from_probe(model.clone(), w.layer),
+                _ => InternalInfluence::new(&model, w.layer),
+            }
+            .expect("the workload's layer");
+            let internal_batch_size = match args.ablation {
+                Ablation::StepPerPass => Some(w.input_shape[0]),
+                _ => args.internal_batch_size,
+            };
+            let (times, peak) = time_calls(args.repeats, || {
+                let mut call = ii
+                    .attribute(input.clone())
+                    .target(Target::PerExample(w.targets()))
+                    .n_steps(args.n_steps)
+                    .method(Method::GaussLegendre);
+                if let Some(m) = internal_batch_size {
+                    call = call.internal_batch_size(m);
+                }
+                // Reading the result back waits for the device to finish.
+                let values = call.run().expect("attribution").into_tensors()[0]
+                    .to_vec()
+                    .expect("read back");
+                assert!(values.iter().all(|v| v.is_finite()));
+            });
+            (times, peak, w.flops(args.n_steps))
+        }
+        Kind::MiniLm(dir) => {
+            let model = influence_minilm::MiniLm::<B>::load(dir, device).expect("MiniLM loads");
+            let query = model
+                .tokenize(&[workloads::MINILM_QUERY.to_string()], device)
+                .expect("tokenizes");
+            let batch = model
+                .tokenize(&[workloads::MINILM_SENTENCE.to_string()], device)
+                .expect("tokenizes");
+            let seq = batch.ids[0].len();
+            let f =
+                influence_minilm::Similarity::new(model.bert.clone(), model.embed(&query).detach());
+            let words = model.bert.word_embeddings(batch.input_ids.clone()).detach();
+            let ii = InternalInfluence::new(&f, w.layer).expect("the workload's layer");
+            // As Captum's side: only the attribute call is timed.
+            let (times, peak) = time_calls(args.repeats, || {
+                let mut call = ii
+                    .attribute(words.clone())
+                    .additional_forward_args(batch.mask.clone())
+                    .n_steps(args.n_steps)
+                    .method(Method::GaussLegendre);
+                if let Some(m) = args.internal_batch_size {
+                    call = call.internal_batch_size(m);
+                }
+                let values = call.run().expect("attribution").into_tensors()[0]
+                    .to_vec()
+                    .expect("read back");
+                assert!(values.iter().all(|v| v.is_finite()));
+            });
+            (times, peak, workloads::minilm_flops(seq, args.n_steps))
+        }
+    };
     let gemm = gemm_flops::<B::InnerBackend>(device, 5);
-    let flops = w.flops(args.n_steps);
     Timing {
         workload: w.name,
         backend,
@@ -190,8 +256,12 @@ fn main() -> ExitCode {
     for n in &names {
         match workload(n) {
             Some(w) => workloads.push(w),
+            None if n == "minilm" => match influence_minilm::find_model_dir(None) {
+                Ok(dir) => workloads.push(workloads::minilm(dir)),
+                Err(e) => println!("# minilm: skipped: {e}"),
+            },
             None => {
-                eprintln!("error: --workload {n:?}: unknown; choose from {NAMES:?}");
+                eprintln!("error: --workload {n:?}: unknown; choose from {NAMES:?} or minilm");
                 return ExitCode::FAILURE;
             }
         }
@@ -205,12 +275,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if args.ablation != Ablation::None && workloads.iter().any(|w| w.name == "minilm") {
+        eprintln!("error: --ablation applies to the sequential workloads only");
+        return ExitCode::FAILURE;
+    }
     println!(
-        "# n_steps {}, internal_batch_size {}, {} repeats; seconds per attribute call",
+        "# n_steps {}, internal_batch_size {}, {} repeats, ablation {:?}; seconds per attribute call",
         args.n_steps,
         args.internal_batch_size
             .map_or("none".to_string(), |m| m.to_string()),
-        args.repeats
+        args.repeats,
+        args.ablation
     );
     println!("# WORKLOAD BACKEND median_s min_s max_s peak_mib");
     let mut results = Vec::new();
@@ -249,6 +324,7 @@ fn main() -> ExitCode {
                     "min_s": t.min, "max_s": t.max, "peak_mib": t.peak_mib,
                     "gflop": t.gflop, "gemm_gflops": t.gemm_gflops, "floor_s": t.floor_s,
                     "n_steps": args.n_steps, "internal_batch_size": args.internal_batch_size,
+                    "ablation": format!("{:?}", args.ablation),
                 })
             })
             .collect();

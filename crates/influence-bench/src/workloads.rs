@@ -4,17 +4,52 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use influence_testkit::sequential::{Act, Data, LayerSpec, NamedLayer, Sequential};
+use influence_testkit::sequential::{Act, Data, LayerSpec, NamedLayer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// What a workload runs.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// A sequential model: its layers, PyTorch names.
+    Sequential(Vec<NamedLayer>),
+    /// all-MiniLM-L6-v2 from this directory: the similarity of one sentence to a query.
+    MiniLm(std::path::PathBuf),
+}
+
+/// The `minilm` workload's query (11 tokens with `[CLS]` and `[SEP]`).
+pub const MINILM_QUERY: &str = "How do I bake bread at home?";
+/// The `minilm` workload's sentence (16 tokens with `[CLS]` and `[SEP]`).
+pub const MINILM_SENTENCE: &str = "A simple recipe for homemade bread, baked in a hot oven.";
+
+/// The `minilm` workload: Internal Influence at encoder layer 2 of the similarity of
+/// [`MINILM_SENTENCE`] to [`MINILM_QUERY`] (word embeddings attributed, baseline zeros).
+pub fn minilm(dir: std::path::PathBuf) -> Workload {
+    Workload {
+        name: "minilm",
+        kind: Kind::MiniLm(dir),
+        input_shape: vec![1],
+        layer: "encoder.layer.2",
+    }
+}
+
+/// FLOPs of one MiniLM attribution of a `seq`-token sentence at encoder layer 2 with
+/// `n_steps` points: per token and layer, 4·384² multiply-adds for the attention projections,
+/// 2·384·1536 for the feed-forward and 2·seq·384 for the attention itself; forward through the
+/// 6 layers, backward through layers 3 to 5.
+pub fn minilm_flops(seq: usize, n_steps: usize) -> f64 {
+    let (h, i) = (384.0, 1536.0);
+    let per_layer = seq as f64 * (4.0 * h * h + 2.0 * h * i + 2.0 * seq as f64 * h);
+    2.0 * (6.0 + 3.0) * per_layer * n_steps as f64
+}
 
 /// A workload: a model, an input batch and the explained layer.
 #[derive(Debug, Clone)]
 pub struct Workload {
     /// Its name.
     pub name: &'static str,
-    /// The layers, PyTorch names.
-    pub layers: Vec<NamedLayer>,
+    /// The model.
+    pub kind: Kind,
     /// Input shape, batch first.
     pub input_shape: Vec<usize>,
     /// The explained layer.
@@ -94,7 +129,7 @@ pub fn workload(name: &str) -> Option<Workload> {
     Some(match name {
         "digits_cnn" => Workload {
             name: "digits_cnn",
-            layers: vec![
+            kind: Kind::Sequential(vec![
                 conv(rng, "conv1", 1, 16),
                 op("relu1", LayerSpec::Relu),
                 conv(rng, "conv2", 16, 32),
@@ -104,25 +139,25 @@ pub fn workload(name: &str) -> Option<Workload> {
                 linear(rng, "fc1", 32 * 4 * 4, 64),
                 op("relu3", LayerSpec::Relu),
                 linear(rng, "fc2", 64, 10),
-            ],
+            ]),
             input_shape: vec![64, 1, 8, 8],
             layer: "conv2",
         },
         "mlp_784" => Workload {
             name: "mlp_784",
-            layers: vec![
+            kind: Kind::Sequential(vec![
                 linear(rng, "fc1", 784, 512),
                 op("relu1", LayerSpec::Relu),
                 linear(rng, "fc2", 512, 256),
                 op("relu2", LayerSpec::Relu),
                 linear(rng, "fc3", 256, 10),
-            ],
+            ]),
             input_shape: vec![128, 784],
             layer: "fc2",
         },
         "cifar_cnn" => Workload {
             name: "cifar_cnn",
-            layers: vec![
+            kind: Kind::Sequential(vec![
                 conv(rng, "conv1", 3, 32),
                 op("relu1", LayerSpec::Relu),
                 conv(rng, "conv2", 32, 32),
@@ -135,7 +170,7 @@ pub fn workload(name: &str) -> Option<Workload> {
                 linear(rng, "fc1", 64 * 8 * 8, 128),
                 op("relu4", LayerSpec::Relu),
                 linear(rng, "fc2", 128, 10),
-            ],
+            ]),
             input_shape: vec![16, 3, 32, 32],
             layer: "conv3",
         },
@@ -144,11 +179,6 @@ pub fn workload(name: &str) -> Option<Workload> {
 }
 
 impl Workload {
-    /// The model on `device`.
-    pub fn model<B: Backend>(&self, device: &B::Device) -> Sequential<B> {
-        Sequential::from_specs(&self.layers, device)
-    }
-
     /// The input batch: uniform in [0, 1), seeded.
     pub fn input<B: Backend>(&self, device: &B::Device) -> Act<B> {
         let mut rng = StdRng::seed_from_u64(1);
@@ -172,11 +202,15 @@ impl Workload {
 
     /// Multiply-adds of one example's forward pass, and of its backward pass from the output
     /// to the explained layer (input gradients only, no parameter gradients).
+    /// (0, 0) for the MiniLM workload, whose floor is not computed.
     pub fn macs_per_example(&self) -> (u64, u64) {
+        let Kind::Sequential(layers) = &self.kind else {
+            return (0, 0);
+        };
         let mut shape: Vec<usize> = self.input_shape[1..].to_vec();
         let (mut forward, mut after) = (0u64, 0u64);
         let mut past_layer = false;
-        for l in &self.layers {
+        for l in layers {
             let macs = match &l.spec {
                 LayerSpec::Linear {
                     in_features,

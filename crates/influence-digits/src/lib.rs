@@ -18,7 +18,9 @@ use burn::tensor::backend::AutodiffBackend;
 use influence_core::InfluenceError;
 use serde::Serialize;
 
-use crate::data::{CLASSES, Digits, PIXELS};
+use crate::data::Digits;
+#[cfg(feature = "render")]
+use crate::data::{CLASSES, PIXELS};
 use crate::explain::{ClassChannels, ExplainConfig, Explanation, Faithfulness};
 use crate::model::{DigitsCnn, DigitsCnnConfig, SPATIAL_LAYERS};
 use crate::train::{Progress, TrainConfig};

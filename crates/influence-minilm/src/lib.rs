@@ -77,12 +77,17 @@ pub fn candidate_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
 
 /// The first candidate directory that holds `model.safetensors`.
 ///
+/// A directory given explicitly (`explicit`, else a non-empty `$INFLUENCE_MINILM_DIR`) is
+/// used or refused: it never falls back to the shared copy.
+///
 /// # Errors
 /// [`MiniLmError::NotFound`] naming the directories searched and where to get the files.
 pub fn find_model_dir(explicit: Option<&Path>) -> Result<PathBuf, MiniLmError> {
     let searched = candidate_dirs(explicit);
-    // An explicit directory is used or refused; it never falls back to another.
-    if let Some(d) = explicit {
+    let from_env = std::env::var_os("INFLUENCE_MINILM_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    if let Some(d) = explicit.map(Path::to_path_buf).or(from_env).as_deref() {
         return if d.join("model.safetensors").exists() {
             Ok(d.to_path_buf())
         } else {
