@@ -45,8 +45,8 @@ struct Args {
     /// Turn one optimisation off, to measure what it is worth: `param-grads` keeps the
     /// model's parameters requiring gradients (so the tape also covers the layers before the
     /// explained one, and the backward pass computes parameter gradients, as Captum does);
-    /// `step-per-pass` runs one quadrature step per forward/backward pass (Captum's loop
-    /// with `internal_batch_size` = batch). Sequential workloads only.
+    /// `step-per-pass` runs one quadrature step per forward/backward pass
+    /// (`internal_batch_size` = batch) instead of all steps in one. Sequential workloads only.
     #[arg(long, value_enum, default_value_t = Ablation::None)]
     ablation: Ablation,
     /// Also write the results as JSON to this file.
