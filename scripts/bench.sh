@@ -16,10 +16,14 @@ REPEATS=${REPEATS:-5}
 VENV=${CAPTUM_VENV:-$HOME/.cache/burn-influence/captum-venv}
 WORKLOADS=(digits_cnn mlp_784 cifar_cnn)
 # The minilm workload runs when the model files are found (INFLUENCE_MINILM_DIR or the shared copy).
+# A directory given in INFLUENCE_MINILM_DIR is used or refused, never replaced.
 MINILM_DIR=${INFLUENCE_MINILM_DIR:-}
-for d in "$MINILM_DIR" "$(pwd)/../shared/models/all-MiniLM-L6-v2" /work/shared/models/all-MiniLM-L6-v2; do
-  if [ -n "$d" ] && [ -f "$d/model.safetensors" ]; then MINILM_DIR=$d; WORKLOADS+=(minilm); break; fi
+candidates=("$(pwd)/../shared/models/all-MiniLM-L6-v2" /work/shared/models/all-MiniLM-L6-v2)
+[ -z "$MINILM_DIR" ] || candidates=("$MINILM_DIR")
+for d in "${candidates[@]}"; do
+  if [ -f "$d/model.safetensors" ]; then MINILM_DIR=$d; WORKLOADS+=(minilm); break; fi
 done
+[[ " ${WORKLOADS[*]} " == *" minilm "* ]] || echo "bench.sh: minilm workload skipped: no model files (${candidates[*]})"
 
 if ! "$VENV/bin/python" -c "import torch, captum, transformers" 2>/dev/null; then
   echo "bench.sh: installing torch, captum and transformers into $VENV (CPU is enough; a few GB)"

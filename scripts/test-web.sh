@@ -7,13 +7,13 @@
 # playwright-core (npm; never a downloaded browser).
 #
 # env: CARGO_TARGET_DIR (shared with the native build), PORT (default 8731),
-#      WEB_FEATURES (cargo features of influence-web for wasm, default "webgpu")
+#      WEB_FEATURES (cargo features of influence-web for wasm, default "webgpu"; used by
+#      build-web.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 port=${PORT:-8731}
-features=${WEB_FEATURES-webgpu}
 www=crates/influence-web/www
 t0=$(date +%s)
 step() { echo "test-web.sh: [$(( $(date +%s) - t0 ))s] $*"; }
@@ -23,22 +23,33 @@ bash scripts/build-web.sh
 step "native reference (flex)"
 cargo build -q --workspace --features ndarray,flex,wgpu,cuda --bin native-reference
 native=$(mktemp)
+server=""
+trap '[ -z "$server" ] || kill $server 2>/dev/null; rm -f "$native"' EXIT
 "$target/debug/native-reference" 32 > "$native"
 
-if [ ! -x /usr/bin/chromium ]; then
-  step "installing chromium"
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
-step "playwright-core (npm)"
-(cd crates/influence-web/test && npm install --silent --no-audit --no-fund)
+step "playwright-core (npm ci, from package-lock.json)"
+(cd crates/influence-web/test && npm ci --silent --no-audit --no-fund)
 
+if curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1; then
+  echo "test-web.sh: port $port is already in use; set PORT to a free one" >&2
+  exit 1
+fi
 step "serving $www on localhost:$port"
 python3 -m http.server "$port" --bind 127.0.0.1 -d "$www" >/dev/null 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; rm -f "$native"' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+up=false
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && { up=true; break; }; sleep 0.1; done
+[ "$up" = true ] || { echo "test-web.sh: the static server did not start on port $port" >&2; exit 1; }
 
 step "browser test"
 node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32

@@ -8,14 +8,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
-  echo "test.sh: no Vulkan driver found; installing Mesa's lavapipe (mesa-vulkan-drivers)"
+gpu=false
+for f in /dev/nvidia0 /dev/dri/renderD*; do [ -e "$f" ] && gpu=true; done
+if [ -z "${INFLUENCE_WGPU_DEVICE:-}" ] && [ "$gpu" = false ]; then
+  export INFLUENCE_WGPU_DEVICE=cpu
+fi
+# The CPU adapter is lavapipe; any adapter needs some Vulkan driver.
+if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 ||
+   { [ "${INFLUENCE_WGPU_DEVICE:-}" = cpu ] && ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; }; then
+  echo "test.sh: installing Mesa's software Vulkan driver, lavapipe (mesa-vulkan-drivers)"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q mesa-vulkan-drivers >/dev/null
-fi
-if [ -z "${INFLUENCE_WGPU_DEVICE:-}" ] && ! ls /dev/nvidia* /dev/dri/renderD* >/dev/null 2>&1; then
-  export INFLUENCE_WGPU_DEVICE=cpu
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mesa-vulkan-drivers >/dev/null
 fi
 echo "test.sh: wgpu device: ${INFLUENCE_WGPU_DEVICE:-default}"
 

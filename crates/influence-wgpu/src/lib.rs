@@ -9,7 +9,8 @@
 pub use burn_wgpu::WgpuDevice;
 pub use influence_core::*;
 
-/// The inner (non-autodiff) backend: `Wgpu` (`f32`, with kernel fusion).
+/// The inner (non-autodiff) backend: `Wgpu` (`f32`; kernel fusion off, see
+/// the project's `docs/backends.md`).
 pub type InnerBackend = burn_wgpu::Wgpu;
 
 /// The autodiff backend the attribution runs on.
