@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use burn_influence::{InternalInfluence, Method, Target};
+use burn_influence::{AttributeCall, InternalInfluence, LayerProbe, Method, Target};
 use clap::Parser;
 use workloads::{Kind, NAMES, Workload, gemm_flops, workload};
 
@@ -110,6 +110,23 @@ fn time_calls(repeats: usize, mut run: impl FnMut()) -> (Vec<f64>, f64) {
     (times, peak_mib())
 }
 
+/// Completes `call` with the benchmark's settings (`n_steps`, Gauss-Legendre,
+/// `internal_batch_size`), runs it and reads the result back, which waits for the device.
+fn run_call<B: AutodiffBackend, M: LayerProbe<B>>(
+    call: AttributeCall<'_, B, M>,
+    n_steps: usize,
+    internal_batch_size: Option<usize>,
+) {
+    let mut call = call.n_steps(n_steps).method(Method::GaussLegendre);
+    if let Some(m) = internal_batch_size {
+        call = call.internal_batch_size(m);
+    }
+    let values = call.run().expect("attribution").into_tensors()[0]
+        .to_vec()
+        .expect("read back");
+    assert!(values.iter().all(|v| v.is_finite()));
+}
+
 fn time_one<B: AutodiffBackend>(
     w: &Workload,
     backend: &'static str,
@@ -117,9 +134,10 @@ fn time_one<B: AutodiffBackend>(
     args: &Args,
 ) -> Timing {
     let (times, peak, flops) = match &w.kind {
-        Kind::Sequential(layers) => {
-            let model = influence_testkit::sequential::Sequential::<B>::from_specs(layers, device);
-            let input = w.input::<B>(device);
+        Kind::Sequential(net) => {
+            let model =
+                influence_testkit::sequential::Sequential::<B>::from_specs(&net.layers, device);
+            let input = net.input::<B>(device);
             let ii = match args.ablation {
                 // `from_probe` uses the model as it is: parameters requiring gradients.
                 Ablation::ParamGrads => InternalInfluence::from_probe(model.clone(), w.layer),
@@ -127,25 +145,15 @@ fn time_one<B: AutodiffBackend>(
             }
             .expect("the workload's layer");
             let internal_batch_size = match args.ablation {
-                Ablation::StepPerPass => Some(w.input_shape[0]),
+                Ablation::StepPerPass => Some(net.batch()),
                 _ => args.internal_batch_size,
             };
+            let targets = Target::PerExample(net.targets());
             let (times, peak) = time_calls(args.repeats, || {
-                let mut call = ii
-                    .attribute(input.clone())
-                    .target(Target::PerExample(w.targets()))
-                    .n_steps(args.n_steps)
-                    .method(Method::GaussLegendre);
-                if let Some(m) = internal_batch_size {
-                    call = call.internal_batch_size(m);
-                }
-                // Reading the result back waits for the device to finish.
-                let values = call.run().expect("attribution").into_tensors()[0]
-                    .to_vec()
-                    .expect("read back");
-                assert!(values.iter().all(|v| v.is_finite()));
+                let call = ii.attribute(input.clone()).target(targets.clone());
+                run_call(call, args.n_steps, internal_batch_size);
             });
-            (times, peak, w.flops(args.n_steps))
+            (times, peak, net.flops(w.layer, args.n_steps))
         }
         Kind::MiniLm(dir) => {
             let model = influence_minilm::MiniLm::<B>::load(dir, device).expect("MiniLM loads");
@@ -162,18 +170,10 @@ fn time_one<B: AutodiffBackend>(
             let ii = InternalInfluence::new(&f, w.layer).expect("the workload's layer");
             // As Captum's side: only the attribute call is timed.
             let (times, peak) = time_calls(args.repeats, || {
-                let mut call = ii
+                let call = ii
                     .attribute(words.clone())
-                    .additional_forward_args(batch.mask.clone())
-                    .n_steps(args.n_steps)
-                    .method(Method::GaussLegendre);
-                if let Some(m) = args.internal_batch_size {
-                    call = call.internal_batch_size(m);
-                }
-                let values = call.run().expect("attribution").into_tensors()[0]
-                    .to_vec()
-                    .expect("read back");
-                assert!(values.iter().all(|v| v.is_finite()));
+                    .additional_forward_args(batch.mask.clone());
+                run_call(call, args.n_steps, args.internal_batch_size);
             });
             (times, peak, workloads::minilm_flops(seq, args.n_steps))
         }
@@ -275,7 +275,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if args.ablation != Ablation::None && workloads.iter().any(|w| w.name == "minilm") {
+    if args.ablation != Ablation::None
+        && workloads.iter().any(|w| matches!(w.kind, Kind::MiniLm(_)))
+    {
         eprintln!("error: --ablation applies to the sequential workloads only");
         return ExitCode::FAILURE;
     }

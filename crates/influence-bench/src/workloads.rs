@@ -11,10 +11,19 @@ use rand::{Rng, SeedableRng};
 /// What a workload runs.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// A sequential model: its layers, PyTorch names.
-    Sequential(Vec<NamedLayer>),
+    /// A sequential model and its input batch.
+    Sequential(Net),
     /// all-MiniLM-L6-v2 from this directory: the similarity of one sentence to a query.
     MiniLm(std::path::PathBuf),
+}
+
+/// A sequential model of a standard workload, and the shape of its input batch.
+#[derive(Debug, Clone)]
+pub struct Net {
+    /// The layers, PyTorch names.
+    pub layers: Vec<NamedLayer>,
+    /// Input shape, batch first.
+    pub input_shape: Vec<usize>,
 }
 
 /// The `minilm` workload's query (11 tokens with `[CLS]` and `[SEP]`).
@@ -28,7 +37,6 @@ pub fn minilm(dir: std::path::PathBuf) -> Workload {
     Workload {
         name: "minilm",
         kind: Kind::MiniLm(dir),
-        input_shape: vec![1],
         layer: "encoder.layer.2",
     }
 }
@@ -50,8 +58,6 @@ pub struct Workload {
     pub name: &'static str,
     /// The model.
     pub kind: Kind,
-    /// Input shape, batch first.
-    pub input_shape: Vec<usize>,
     /// The explained layer.
     pub layer: &'static str,
 }
@@ -129,56 +135,62 @@ pub fn workload(name: &str) -> Option<Workload> {
     Some(match name {
         "digits_cnn" => Workload {
             name: "digits_cnn",
-            kind: Kind::Sequential(vec![
-                conv(rng, "conv1", 1, 16),
-                op("relu1", LayerSpec::Relu),
-                conv(rng, "conv2", 16, 32),
-                op("relu2", LayerSpec::Relu),
-                pool("pool"),
-                op("flatten", LayerSpec::Flatten),
-                linear(rng, "fc1", 32 * 4 * 4, 64),
-                op("relu3", LayerSpec::Relu),
-                linear(rng, "fc2", 64, 10),
-            ]),
-            input_shape: vec![64, 1, 8, 8],
+            kind: Kind::Sequential(Net {
+                layers: vec![
+                    conv(rng, "conv1", 1, 16),
+                    op("relu1", LayerSpec::Relu),
+                    conv(rng, "conv2", 16, 32),
+                    op("relu2", LayerSpec::Relu),
+                    pool("pool"),
+                    op("flatten", LayerSpec::Flatten),
+                    linear(rng, "fc1", 32 * 4 * 4, 64),
+                    op("relu3", LayerSpec::Relu),
+                    linear(rng, "fc2", 64, 10),
+                ],
+                input_shape: vec![64, 1, 8, 8],
+            }),
             layer: "conv2",
         },
         "mlp_784" => Workload {
             name: "mlp_784",
-            kind: Kind::Sequential(vec![
-                linear(rng, "fc1", 784, 512),
-                op("relu1", LayerSpec::Relu),
-                linear(rng, "fc2", 512, 256),
-                op("relu2", LayerSpec::Relu),
-                linear(rng, "fc3", 256, 10),
-            ]),
-            input_shape: vec![128, 784],
+            kind: Kind::Sequential(Net {
+                layers: vec![
+                    linear(rng, "fc1", 784, 512),
+                    op("relu1", LayerSpec::Relu),
+                    linear(rng, "fc2", 512, 256),
+                    op("relu2", LayerSpec::Relu),
+                    linear(rng, "fc3", 256, 10),
+                ],
+                input_shape: vec![128, 784],
+            }),
             layer: "fc2",
         },
         "cifar_cnn" => Workload {
             name: "cifar_cnn",
-            kind: Kind::Sequential(vec![
-                conv(rng, "conv1", 3, 32),
-                op("relu1", LayerSpec::Relu),
-                conv(rng, "conv2", 32, 32),
-                op("relu2", LayerSpec::Relu),
-                pool("pool1"),
-                conv(rng, "conv3", 32, 64),
-                op("relu3", LayerSpec::Relu),
-                pool("pool2"),
-                op("flatten", LayerSpec::Flatten),
-                linear(rng, "fc1", 64 * 8 * 8, 128),
-                op("relu4", LayerSpec::Relu),
-                linear(rng, "fc2", 128, 10),
-            ]),
-            input_shape: vec![16, 3, 32, 32],
+            kind: Kind::Sequential(Net {
+                layers: vec![
+                    conv(rng, "conv1", 3, 32),
+                    op("relu1", LayerSpec::Relu),
+                    conv(rng, "conv2", 32, 32),
+                    op("relu2", LayerSpec::Relu),
+                    pool("pool1"),
+                    conv(rng, "conv3", 32, 64),
+                    op("relu3", LayerSpec::Relu),
+                    pool("pool2"),
+                    op("flatten", LayerSpec::Flatten),
+                    linear(rng, "fc1", 64 * 8 * 8, 128),
+                    op("relu4", LayerSpec::Relu),
+                    linear(rng, "fc2", 128, 10),
+                ],
+                input_shape: vec![16, 3, 32, 32],
+            }),
             layer: "conv3",
         },
         _ => return None,
     })
 }
 
-impl Workload {
+impl Net {
     /// The input batch: uniform in [0, 1), seeded.
     pub fn input<B: Backend>(&self, device: &B::Device) -> Act<B> {
         let mut rng = StdRng::seed_from_u64(1);
@@ -201,16 +213,12 @@ impl Workload {
     }
 
     /// Multiply-adds of one example's forward pass, and of its backward pass from the output
-    /// to the explained layer (input gradients only, no parameter gradients).
-    /// (0, 0) for the MiniLM workload, whose floor is not computed.
-    pub fn macs_per_example(&self) -> (u64, u64) {
-        let Kind::Sequential(layers) = &self.kind else {
-            return (0, 0);
-        };
+    /// to the explained layer `layer` (input gradients only, no parameter gradients).
+    pub fn macs_per_example(&self, layer: &str) -> (u64, u64) {
         let mut shape: Vec<usize> = self.input_shape[1..].to_vec();
         let (mut forward, mut after) = (0u64, 0u64);
         let mut past_layer = false;
-        for l in layers {
+        for l in &self.layers {
             let macs = match &l.spec {
                 LayerSpec::Linear {
                     in_features,
@@ -245,15 +253,15 @@ impl Workload {
             if past_layer {
                 after += macs;
             }
-            past_layer |= l.name == self.layer;
+            past_layer |= l.name == layer;
         }
         (forward, after)
     }
 
     /// Floating-point operations of one attribution with `n_steps` points: two per
-    /// multiply-add, over `n_steps × batch` rows, forward plus backward to the layer.
-    pub fn flops(&self, n_steps: usize) -> f64 {
-        let (forward, after) = self.macs_per_example();
+    /// multiply-add, over `n_steps × batch` rows, forward plus backward to `layer`.
+    pub fn flops(&self, layer: &str, n_steps: usize) -> f64 {
+        let (forward, after) = self.macs_per_example(layer);
         2.0 * (forward + after) as f64 * (n_steps * self.batch()) as f64
     }
 }
@@ -283,7 +291,10 @@ mod tests {
     #[test]
     fn macs_of_the_digits_cnn() {
         let w = workload("digits_cnn").unwrap();
-        let (forward, after) = w.macs_per_example();
+        let Kind::Sequential(net) = &w.kind else {
+            panic!("digits_cnn is sequential")
+        };
+        let (forward, after) = net.macs_per_example(w.layer);
         let conv1 = 16 * 9 * 64;
         let conv2 = 16 * 32 * 9 * 64;
         let fc = 512 * 64 + 64 * 10;

@@ -61,41 +61,32 @@ pub enum MiniLmError {
     Influence(#[from] InfluenceError),
 }
 
-/// The directories searched for the model files, in order: `explicit`, then
-/// `$INFLUENCE_MINILM_DIR`, then the project's shared copy (`../shared/models/all-MiniLM-L6-v2`
+/// The directories searched for the model files. A directory given explicitly is the only
+/// one: `explicit`, else a non-empty `$INFLUENCE_MINILM_DIR`; it is used or refused, never
+/// replaced. Without one, the project's shared copy (`../shared/models/all-MiniLM-L6-v2`
 /// beside the repository, or `/work/shared/models/all-MiniLM-L6-v2`).
 pub fn candidate_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().collect();
-    if let Some(d) = std::env::var_os("INFLUENCE_MINILM_DIR") {
-        dirs.push(d.into());
+    let given = explicit.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("INFLUENCE_MINILM_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(d) = given {
+        return vec![d];
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    dirs.push(repo.join("../shared/models/all-MiniLM-L6-v2"));
-    dirs.push("/work/shared/models/all-MiniLM-L6-v2".into());
-    dirs
+    vec![
+        repo.join("../shared/models/all-MiniLM-L6-v2"),
+        "/work/shared/models/all-MiniLM-L6-v2".into(),
+    ]
 }
 
-/// The first candidate directory that holds `model.safetensors`.
-///
-/// A directory given explicitly (`explicit`, else a non-empty `$INFLUENCE_MINILM_DIR`) is
-/// used or refused: it never falls back to the shared copy.
+/// The first of [`candidate_dirs`] that holds `model.safetensors`.
 ///
 /// # Errors
 /// [`MiniLmError::NotFound`] naming the directories searched and where to get the files.
 pub fn find_model_dir(explicit: Option<&Path>) -> Result<PathBuf, MiniLmError> {
     let searched = candidate_dirs(explicit);
-    let from_env = std::env::var_os("INFLUENCE_MINILM_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
-    if let Some(d) = explicit.map(Path::to_path_buf).or(from_env).as_deref() {
-        return if d.join("model.safetensors").exists() {
-            Ok(d.to_path_buf())
-        } else {
-            Err(MiniLmError::NotFound {
-                searched: vec![d.to_path_buf()],
-            })
-        };
-    }
     searched
         .iter()
         .find(|d| d.join("model.safetensors").exists())
