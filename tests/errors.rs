@@ -286,10 +286,7 @@ fn target_tuple_arity() {
     );
     let ii = InternalInfluence::new(&multidim, "linear1").unwrap();
     // The output is [batch, 2, 2, 2]: a tuple needs 3 indices.
-    let e = err(ii
-        .attribute(x(&[[1.0, 2.0, 3.0]]))
-        .target([1usize, 0])
-        .run());
+    let e = err(ii.attribute(x(&[[1.0, 2.0, 3.0]])).target((1, 0)).run());
     assert_eq!(
         e,
         InfluenceError::TargetArity {

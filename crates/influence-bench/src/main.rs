@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use burn_influence::{AttributeCall, InternalInfluence, LayerProbe, Method, Target};
+use burn_influence::{AttributeCall, Explainable, InternalInfluence, Method, Target};
 use clap::Parser;
 use workloads::{Kind, NAMES, Workload, gemm_flops, workload};
 
@@ -42,11 +42,9 @@ struct Args {
     /// Rows (examples × steps) per forward/backward pass; default all steps in one pass.
     #[arg(long)]
     internal_batch_size: Option<usize>,
-    /// Turn one optimisation off, to measure what it is worth: `param-grads` keeps the
-    /// model's parameters requiring gradients (so the tape also covers the layers before the
-    /// explained one, and the backward pass computes parameter gradients, as Captum does);
-    /// `step-per-pass` runs one quadrature step per forward/backward pass
-    /// (`internal_batch_size` = batch) instead of all steps in one. Sequential workloads only.
+    /// Turn one optimisation off, to measure what it is worth: `step-per-pass` runs one
+    /// quadrature step per forward/backward pass (`internal_batch_size` = batch) instead of
+    /// all steps in one. Sequential workloads only.
     #[arg(long, value_enum, default_value_t = Ablation::None)]
     ablation: Ablation,
     /// Also write the results as JSON to this file.
@@ -59,8 +57,6 @@ struct Args {
 enum Ablation {
     /// Everything on.
     None,
-    /// Parameters keep requiring gradients.
-    ParamGrads,
     /// One quadrature step per forward/backward pass.
     StepPerPass,
 }
@@ -112,7 +108,7 @@ fn time_calls(repeats: usize, mut run: impl FnMut()) -> (Vec<f64>, f64) {
 
 /// Completes `call` with the benchmark's settings (`n_steps`, Gauss-Legendre,
 /// `internal_batch_size`), runs it and reads the result back, which waits for the device.
-fn run_call<B: AutodiffBackend, M: LayerProbe<B>>(
+fn run_call<B: AutodiffBackend, M: Explainable<B>>(
     call: AttributeCall<'_, B, M>,
     n_steps: usize,
     internal_batch_size: Option<usize>,
@@ -138,12 +134,7 @@ fn time_one<B: AutodiffBackend>(
             let model =
                 influence_testkit::sequential::Sequential::<B>::from_specs(&net.layers, device);
             let input = net.input::<B>(device);
-            let ii = match args.ablation {
-                // `from_probe` uses the model as it is: parameters requiring gradients.
-                Ablation::ParamGrads => InternalInfluence::from_probe(model.clone(), w.layer),
-                _ => InternalInfluence::new(&model, w.layer),
-            }
-            .expect("the workload's layer");
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
             let internal_batch_size = match args.ablation {
                 Ablation::StepPerPass => Some(net.batch()),
                 _ => args.internal_batch_size,

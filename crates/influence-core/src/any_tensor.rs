@@ -6,9 +6,9 @@
 //! attribution machinery works on the flattened `[batch, features]` view, which is all the
 //! method needs (every operation acts per example), and gives the tensor back at its rank.
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
-use crate::InfluenceError;
+use crate::{Eval, InfluenceError, ToEval};
 
 /// A float tensor of any rank ≥ 1 whose dim 0 is the batch.
 ///
@@ -141,6 +141,17 @@ impl<B: Backend, const D: usize> From<Tensor<B, D>> for AnyTensor<B> {
         Self {
             flat: tensor.reshape([batch, features]),
             shape,
+        }
+    }
+}
+
+impl<B: AutodiffBackend> ToEval<B> for AnyTensor<B> {
+    type Eval = AnyTensor<Eval<B>>;
+
+    fn to_eval(self) -> AnyTensor<Eval<B>> {
+        AnyTensor {
+            flat: self.flat.to_eval(),
+            shape: self.shape,
         }
     }
 }

@@ -1,22 +1,46 @@
 //! Additional forward arguments: what a model's forward takes besides the attributed inputs.
 //!
-//! Captum's `additional_forward_args`: they are not interpolated. A tensor whose dim 0 is the
-//! batch is repeated once per quadrature step (so that row `k * batch + i` of the expanded
-//! forward sees example `i`'s argument); anything else is passed unchanged to every forward.
+//! Captum's `additional_forward_args`: they are not interpolated. A forward of an attribution
+//! runs `steps` copies of the batch at once, so:
+//!
+//! - a tensor whose **dim 0 is the batch** is repeated once per quadrature step (row
+//!   `k * batch + i` of the expanded forward sees example `i`'s argument), as Captum does;
+//! - any other tensor (a shared `[1, seq]` mask, a lookup table) and every non-tensor value is
+//!   passed unchanged to every forward.
+//!
+//! A tensor meant per example whose dim 0 is *not* the batch (say 2 rows for a batch of 4)
+//! therefore reaches the model unchanged, where its shape fails; the attribution reports that
+//! as [`InfluenceError::Forward`](crate::InfluenceError::Forward), listing the argument
+//! shapes against the batch.
+
+use core::cell::RefCell;
 
 use burn::tensor::{BasicOps, Tensor, backend::Backend};
 
 /// How the arguments of one forward are laid out: `steps` copies of a batch of `batch`
 /// examples, step-major (rows `k * batch .. (k + 1) * batch` are step `k`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// It also notes the shape of every tensor it expands, so that an error can say which
+/// argument did not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expansion {
     /// Examples in the caller's batch.
     pub batch: usize,
     /// Quadrature steps in this forward.
     pub steps: usize,
+    seen: RefCell<Vec<Vec<usize>>>,
 }
 
 impl Expansion {
+    /// The layout of a forward of `steps` copies of a batch of `batch`.
+    pub fn new(batch: usize, steps: usize) -> Self {
+        Self {
+            batch,
+            steps,
+            seen: RefCell::new(Vec::new()),
+        }
+    }
+
     /// Repeats a tensor whose dim 0 is the batch `steps` times along dim 0; returns any other
     /// tensor unchanged.
     ///
@@ -26,11 +50,18 @@ impl Expansion {
         &self,
         tensor: &Tensor<B, D, K>,
     ) -> Tensor<B, D, K> {
-        if self.steps > 1 && tensor.dims()[0] == self.batch {
+        let dims = tensor.dims();
+        self.seen.borrow_mut().push(dims.to_vec());
+        if self.steps > 1 && dims[0] == self.batch {
             tensor.clone().repeat_dim(0, self.steps)
         } else {
             tensor.clone()
         }
+    }
+
+    /// The shapes of the tensors expanded so far, in order.
+    pub fn tensor_shapes(&self) -> Vec<Vec<usize>> {
+        self.seen.borrow().clone()
     }
 }
 

@@ -9,9 +9,9 @@
 //! | `Tensor(t)`, `t`: `[batch, ...]` | a tensor of the input's shape | one baseline per example |
 //! | `Tensor(t)`, `t`: `[1, ...]` | a tensor with first dim 1 | shared by every example |
 
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Tensor, backend::AutodiffBackend, backend::Backend};
 
-use crate::AnyTensor;
+use crate::{AnyTensor, Eval, ToEval};
 
 /// The baseline of one input. See the [module docs](self).
 #[derive(Debug, Clone, Default)]
@@ -85,9 +85,32 @@ impl<B: Backend> From<f64> for Baselines<B> {
     }
 }
 
+impl<B: Backend> From<f32> for Baselines<B> {
+    /// A scalar baseline for a single-input model.
+    fn from(v: f32) -> Self {
+        Baseline::from(v).into()
+    }
+}
+
 impl<B: Backend, const D: usize> From<Tensor<B, D>> for Baselines<B> {
     /// A tensor baseline for a single-input model.
     fn from(t: Tensor<B, D>) -> Self {
         Baseline::from(t).into()
+    }
+}
+
+impl<B: AutodiffBackend> ToEval<B> for Baselines<B> {
+    type Eval = Baselines<Eval<B>>;
+
+    fn to_eval(self) -> Baselines<Eval<B>> {
+        Baselines(self.0.map(|v| {
+            v.into_iter()
+                .map(|b| match b {
+                    Baseline::Zeros => Baseline::Zeros,
+                    Baseline::Scalar(v) => Baseline::Scalar(v),
+                    Baseline::Tensor(t) => Baseline::Tensor(t.to_eval()),
+                })
+                .collect()
+        }))
     }
 }

@@ -127,7 +127,7 @@ pub enum InfluenceError {
 
     /// A target tuple does not have one index per non-batch output dimension.
     #[error(
-        "target: a target of {got} index(es) cannot select one value from the model output of shape {output_shape:?}; give {expected} index(es), one per output dim after the batch"
+        "target: a target of {got} index(es) cannot select one value from the model output of shape {output_shape:?}; give {expected} index(es), one per output dim after the batch (for one class per example, use Target::PerExample(vec![...]))"
     )]
     TargetArity {
         /// Number of indices given.
@@ -139,7 +139,9 @@ pub enum InfluenceError {
     },
 
     /// A per-example target list whose length is not the batch size.
-    #[error("target: {got} per-example target(s) given for a batch of {batch}")]
+    #[error(
+        "target: {got} per-example target(s) given for a batch of {batch} (a Vec or Target::PerExample is one class per example; for one index tuple shared by every example use Target::Tuple)"
+    )]
     TargetCount {
         /// Number of targets given.
         got: usize,
@@ -214,4 +216,75 @@ pub enum InfluenceError {
     /// Reading a tensor back from the device failed.
     #[error("device read failed: {0}")]
     Read(String),
+
+    /// The model's forward pass failed (panicked) on these inputs: a shape that does not fit
+    /// the model, or an additional forward argument that does not fit the batch.
+    #[error(
+        "model: the forward pass failed on these arguments: {message}; inputs have shapes {input_shapes:?}{}",
+        if arg_shapes.is_empty() { String::new() } else {
+            format!(", additional_forward_args tensors have shapes {arg_shapes:?} (a tensor whose dim 0 is the batch, {batch}, is repeated once per step; any other tensor is passed unchanged, so a per-example tensor must have dim 0 = {batch})")
+        }
+    )]
+    Forward {
+        /// The panic message of the forward.
+        message: String,
+        /// The shapes of the attributed inputs, `[batch, ...]` each.
+        input_shapes: Vec<Vec<usize>>,
+        /// The shapes of the tensors among the additional forward arguments, as given.
+        arg_shapes: Vec<Vec<usize>>,
+        /// The batch (dim 0 of the inputs).
+        batch: usize,
+    },
+
+    /// The explained function is not the model's inference function: the output for an
+    /// example changes with the other rows of the forward's batch, or from one forward to the
+    /// next.
+    #[error(
+        "model: two forwards of the same inputs disagree (largest difference {difference:.3e}, outputs up to {scale:.3e}): the output for an example depends on the other examples of the batch or on random draws, so the model is not running its inference function. BatchNorm, Dropout and GaussianNoise are put in inference mode for the attribution; a module that keeps its own training flag, draws random numbers or mixes the examples of a batch cannot be explained example by example"
+    )]
+    NotInferenceFunction {
+        /// The largest absolute difference between the two forwards.
+        difference: f64,
+        /// The largest absolute output value.
+        scale: f64,
+    },
+
+    /// A per-example target read from an integer tensor is negative.
+    #[error(
+        "target: the target tensor holds {value} for example {example}; class indices are >= 0"
+    )]
+    TargetNegative {
+        /// The value read.
+        value: i64,
+        /// The example it belongs to.
+        example: usize,
+    },
+
+    /// A target tensor that is not one index per example.
+    #[error(
+        "target: a target tensor must hold one class index per example, shape [batch] or [batch, 1] (argmax(1) output); got shape {shape:?}"
+    )]
+    TargetTensorShape {
+        /// The tensor's shape.
+        shape: Vec<usize>,
+    },
+
+    /// `LayerProbe::layer_names` does not list the layers the forward reaches.
+    #[error(
+        "layer_names: the forward reaches layers that layer_names() does not list ({not_listed:?}) or layer_names() lists layers the forward never reaches ({not_reached:?})"
+    )]
+    LayerNamesMismatch {
+        /// Reached by the forward, missing from `layer_names()`.
+        not_listed: Vec<String>,
+        /// Listed by `layer_names()`, never reached by the forward.
+        not_reached: Vec<String>,
+    },
+}
+
+impl From<burn::tensor::DataError> for InfluenceError {
+    /// A failed conversion of data read back from the device (`TensorData::to_vec`), so that
+    /// `?` chains after [`into_data`](crate::AnyTensor::into_data).
+    fn from(e: burn::tensor::DataError) -> Self {
+        InfluenceError::Read(format!("{e:?}"))
+    }
 }

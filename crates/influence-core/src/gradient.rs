@@ -3,11 +3,15 @@
 //!
 //! Every layer method builds on this: Internal Influence needs the gradients,
 //! conductance-style methods also the activations, which come along at no cost.
+//!
+//! Every autodiff graph built here is consumed by a backward pass before the function
+//! returns, on success and on error: Burn 0.21 frees a graph's memory only when a backward
+//! pass consumes it, so a graph left behind is a leak.
 
 use burn::tensor::{Tensor, backend::AutodiffBackend};
 
 use crate::target::TargetSelector;
-use crate::{AnyTensor, InfluenceError, LayerProbe, LayerSide, Probe};
+use crate::{AnyTensor, InfluenceError, LayerProbe, LayerSide, Probe, Watch};
 
 /// The gradient of the explained output with respect to one watched layer, and the layer's
 /// activation, for one forward pass.
@@ -24,13 +28,24 @@ pub struct LayerGradient<B: AutodiffBackend> {
     pub values: Vec<AnyTensor<B::InnerBackend>>,
 }
 
+/// What one forward/backward pass gives: per watched layer its gradients and activations,
+/// and the model's output.
+#[derive(Debug, Clone)]
+pub struct LayerGradients<B: AutodiffBackend> {
+    /// One entry per watched layer, in the order they were asked for.
+    pub layers: Vec<LayerGradient<B>>,
+    /// The model's output for the pass, `[rows, ...]`, off the autodiff graph.
+    pub output: AnyTensor<B::InnerBackend>,
+}
+
 /// Runs the model on `inputs` (a forward of `steps` copies of the batch), watching `layers`,
 /// and returns the gradients of the selected outputs, summed over rows, with respect to each
-/// watched layer, and the layers' activations (Captum's `compute_layer_gradients_and_eval`).
+/// watched layer, the layers' activations and the model's output (Captum's
+/// `compute_layer_gradients_and_eval`).
 ///
 /// This is the building block of the layer methods: Internal Influence weights and sums the
-/// gradients over the quadrature steps; a conductance-style method would also use the
-/// values. Several layers can be watched in one pass.
+/// gradients over the quadrature steps; a conductance-style method also uses the values.
+/// Several layers can be watched in one pass.
 ///
 /// # Shapes
 /// - inputs: each `[steps * batch, ...]`, rows ordered `step * batch + example`
@@ -41,7 +56,8 @@ pub struct LayerGradient<B: AutodiffBackend> {
 ///
 /// # Errors
 /// [`InfluenceError::LayerNotReached`], [`InfluenceError::LayerReachedTwice`],
-/// [`InfluenceError::OutputBatch`] and the target errors of [`crate::Target::columns`].
+/// [`InfluenceError::OutputBatch`] and the target errors of [`crate::Target::columns`]. The
+/// pass's autodiff graph is released on these paths too.
 pub fn layer_gradients<B, M>(
     model: &M,
     inputs: M::Inputs,
@@ -49,7 +65,7 @@ pub fn layer_gradients<B, M>(
     layers: &[(String, LayerSide)],
     selector: &mut TargetSelector<B>,
     steps: usize,
-) -> Result<Vec<LayerGradient<B>>, InfluenceError>
+) -> Result<LayerGradients<B>, InfluenceError>
 where
     B: AutodiffBackend,
     M: LayerProbe<B>,
@@ -57,25 +73,16 @@ where
     let mut probe = Probe::watching(layers.iter().cloned());
     let output = model.forward_probed(inputs, args, &mut probe);
     let watches = probe.into_watches();
-    for w in &watches {
-        match w.hits {
-            0 => {
-                return Err(InfluenceError::LayerNotReached {
-                    name: w.layer.clone(),
-                    side: w.side.as_str(),
-                });
-            }
-            1 => {}
-            n => {
-                return Err(InfluenceError::LayerReachedTwice {
-                    name: w.layer.clone(),
-                    times: n,
-                });
-            }
+    let selected = check_hits(&watches).and_then(|()| selector.select_sum(output.clone(), steps));
+    let selected = match selected {
+        Ok(s) => s,
+        Err(e) => {
+            release(&output, &watches);
+            return Err(e);
         }
-    }
-    let grads = selector.select_sum(output, steps)?.backward();
-    Ok(watches
+    };
+    let grads = selected.backward();
+    let layers = watches
         .into_iter()
         .map(|w| {
             let (gradients, values) = w
@@ -100,5 +107,57 @@ where
                 values,
             }
         })
-        .collect())
+        .collect();
+    let shape = output.shape().to_vec();
+    Ok(LayerGradients {
+        layers,
+        output: AnyTensor::from_flat(output.into_flat().inner(), shape),
+    })
+}
+
+/// Every watched layer reached exactly once.
+///
+/// # Errors
+/// [`InfluenceError::LayerNotReached`] and [`InfluenceError::LayerReachedTwice`].
+pub(crate) fn check_hits<B: burn::tensor::backend::Backend>(
+    watches: &[Watch<B>],
+) -> Result<(), InfluenceError> {
+    for w in watches {
+        match w.hits {
+            0 => {
+                return Err(InfluenceError::LayerNotReached {
+                    name: w.layer.clone(),
+                    side: w.side.as_str(),
+                });
+            }
+            1 => {}
+            n => {
+                return Err(InfluenceError::LayerReachedTwice {
+                    name: w.layer.clone(),
+                    times: n,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Consumes the graph of a forward whose result is not used, so that Burn frees it.
+///
+/// The watched leaves are the only tensors of the forward that require a gradient (the model
+/// is `no_grad`, the inputs are constants), so every recorded operation descends from one;
+/// without a leaf nothing was recorded. A backward pass from the output plus zero times each
+/// leaf visits all of it.
+fn release<B: AutodiffBackend>(output: &AnyTensor<B>, watches: &[Watch<B>]) {
+    let mut root: Option<Tensor<B, 1>> = None;
+    for leaf in watches.iter().flat_map(|w| &w.leaves) {
+        let zero = leaf.flat().clone().sum().mul_scalar(0.0);
+        root = Some(match root {
+            Some(r) => r + zero,
+            None => zero,
+        });
+    }
+    if let Some(root) = root {
+        let _ = (root + output.flat().clone().sum().mul_scalar(0.0)).backward();
+    }
 }

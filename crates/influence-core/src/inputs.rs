@@ -126,7 +126,7 @@ impl<B: Backend> PathInputs<B> {
     }
 
     /// One value per checked tensor: 1 when all its values are finite, else 0. A single
-    /// device reduction; read it with [`check_finite`](Self::check_finite).
+    /// device reduction; read it after the passes.
     ///
     /// # Shapes
     /// - returns: `[number of inputs + number of tensor baselines]`
@@ -139,19 +139,14 @@ impl<B: Backend> PathInputs<B> {
         Tensor::cat(flags, 0)
     }
 
-    /// Turns the read-back flags of [`finiteness`](Self::finiteness) into the error for the
-    /// first non-finite tensor.
-    ///
-    /// # Errors
-    /// [`InfluenceError::NonFinite`] naming `inputs` or `baselines` and the input index.
-    pub(crate) fn check_finite(&self, flags: &[f32]) -> Result<(), InfluenceError> {
-        match flags.iter().position(|&f| f != 1.0) {
-            None => Ok(()),
-            Some(k) => {
-                let (argument, input) = self.checked[k];
-                Err(InfluenceError::NonFinite { argument, input })
-            }
-        }
+    /// What each flag of [`finiteness`](Self::finiteness) stands for: (argument, input index).
+    pub(crate) fn labels(&self) -> Vec<(&'static str, usize)> {
+        self.checked.clone()
+    }
+
+    /// The full shape of each input, `[batch, ...]`.
+    pub(crate) fn shapes(&self) -> Vec<Vec<usize>> {
+        self.paths.iter().map(|p| p.shape.clone()).collect()
     }
 
     /// The inputs at the points `alphas` of the path, stacked step-major, rebuilt into the

@@ -16,17 +16,15 @@
 use core::marker::PhantomData;
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::chunking::step_chunks;
-use crate::gradient::layer_gradients;
+use crate::engine::{Call, Deferred};
 use crate::inputs::PathInputs;
-use crate::target::TargetSelector;
 use crate::tensor_group::collect;
 use crate::{
-    AnyTensor, Baselines, Expansion, ForwardArgs, InfluenceError, LayerProbe, LayerSide, Method,
-    Target,
+    AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError, LayerProbe,
+    LayerSide, Method, Target, ToEval,
 };
 
 /// The settings of an Internal Influence attribution, with Captum's names and defaults.
@@ -60,39 +58,52 @@ pub struct InternalInfluenceConfig {
 ///     .run()?;
 /// let influence: Tensor<_, 4> = attr.into_single()?;   // [batch, 32, 8, 8], like conv2's output
 /// ```
-#[derive(Debug, Clone)]
-pub struct InternalInfluence<B: AutodiffBackend, M> {
-    model: M,
+///
+/// It explains the model's inference function (Burn's `valid()`, PyTorch's `model.eval()`):
+/// BatchNorm uses its running statistics, Dropout and GaussianNoise are the identity, on a
+/// copy of the model (see [`Explainable`]); the caller's model is never changed.
+///
+/// `Send`; one instance can serve several threads, each with a [`Clone`] of it (the clone
+/// shares the parameters' memory); results do not depend on which thread computes them.
+pub struct InternalInfluence<B: AutodiffBackend, M: Explainable<B>> {
+    model: M::EvalModel,
     layer: String,
     _backend: PhantomData<B>,
+}
+
+impl<B: AutodiffBackend, M: Explainable<B>> Clone for InternalInfluence<B, M> {
+    fn clone(&self) -> Self {
+        Self {
+            model: self.model.clone(),
+            layer: self.layer.clone(),
+            _backend: PhantomData,
+        }
+    }
+}
+
+impl<B: AutodiffBackend, M: Explainable<B>> core::fmt::Debug for InternalInfluence<B, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InternalInfluence")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B, M> InternalInfluence<B, M>
 where
     B: AutodiffBackend,
-    M: LayerProbe<B>,
+    M: Explainable<B>,
 {
     /// Explains layer `layer` of `model` (Captum's `InternalInfluence(forward_func, layer)`).
     ///
-    /// Uses a copy of the model whose parameters do not require gradients
-    /// ([`Module::no_grad`]): the backward pass stops at the layer and no parameter gets a
-    /// gradient.
+    /// Takes a copy of the model in inference mode on [`Eval<B>`](crate::Eval), its
+    /// parameters not requiring gradients: the backward pass stops at the layer and no
+    /// parameter gets a gradient. Every parameter of `model` is read first, so a freshly
+    /// initialised model is explained with the weights it holds.
     ///
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
-    pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError>
-    where
-        M: Module<B>,
-    {
-        Self::from_probe(model.clone().no_grad(), layer)
-    }
-
-    /// Like [`new`](Self::new), for a model that is not a [`Module`] (or that you already made
-    /// `no_grad`); it is used as it is.
-    ///
-    /// # Errors
-    /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
-    pub fn from_probe(model: M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
+    pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
         let layer = layer.into();
         let available = model.layer_names();
         if !available.contains(&layer) {
@@ -102,7 +113,7 @@ where
             });
         }
         Ok(Self {
-            model,
+            model: model.to_eval_model(),
             layer,
             _backend: PhantomData,
         })
@@ -111,11 +122,6 @@ where
     /// The explained layer.
     pub fn layer(&self) -> &str {
         &self.layer
-    }
-
-    /// The model.
-    pub fn model(&self) -> &M {
-        &self.model
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`); set the other
@@ -128,7 +134,7 @@ where
             ii: self,
             inputs,
             baselines: Baselines::zeros(),
-            target: Target::None,
+            target: Ok(Target::None),
             args: None,
             config: InternalInfluenceConfig::new(),
         }
@@ -136,11 +142,12 @@ where
 }
 
 /// One `attribute` call being set up; every argument but `inputs` has Captum's default.
-pub struct AttributeCall<'a, B: AutodiffBackend, M: LayerProbe<B>> {
+pub struct AttributeCall<'a, B: AutodiffBackend, M: Explainable<B>> {
     ii: &'a InternalInfluence<B, M>,
     inputs: M::Inputs,
     baselines: Baselines<B>,
-    target: Target,
+    /// A target read from a tensor may have failed to read; the error is returned by `run`.
+    target: Result<Target, InfluenceError>,
     args: Option<M::Args>,
     config: InternalInfluenceConfig,
 }
@@ -148,22 +155,39 @@ pub struct AttributeCall<'a, B: AutodiffBackend, M: LayerProbe<B>> {
 impl<'a, B, M> AttributeCall<'a, B, M>
 where
     B: AutodiffBackend,
-    M: LayerProbe<B>,
+    M: Explainable<B>,
 {
-    /// Where the path starts (Captum's `baselines`, default zeros): a scalar, a tensor of the
-    /// input's shape or with first dim 1, or one [`crate::Baseline`] per input.
+    /// Where the path starts (Captum's `baselines`, default zeros): a scalar (`f32` or
+    /// `f64`), a tensor of the input's shape or with first dim 1, or one [`crate::Baseline`]
+    /// per input.
     pub fn baselines(mut self, baselines: impl Into<Baselines<B>>) -> Self {
         self.baselines = baselines.into();
         self
     }
 
-    /// Which output value to explain (Captum's `target`, default none).
+    /// Which output value to explain (Captum's `target`, default none): an index (`3`), a
+    /// tuple shared by every example (`(1, 0)`), one class per example (`vec![2, 7, 0]`), or
+    /// any [`Target`]. See the [`target` module docs](crate::Target).
     pub fn target(mut self, target: impl Into<Target>) -> Self {
-        self.target = target.into();
+        self.target = Ok(target.into());
         self
     }
 
-    /// The forward's non-attributed arguments (Captum's `additional_forward_args`).
+    /// One class per example, from an integer tensor: the `[batch]` or `[batch, 1]` output of
+    /// `argmax(1)`, of any backend (Captum's tensor `target`). Reads the tensor (a
+    /// synchronous read; on WebGPU in a browser use [`Target::from_tensor_async`] and
+    /// [`target`](Self::target)).
+    pub fn target_tensor<B2: Backend, const D: usize>(
+        mut self,
+        target: Tensor<B2, D, Int>,
+    ) -> Self {
+        self.target = Target::from_tensor(target);
+        self
+    }
+
+    /// The forward's non-attributed arguments (Captum's `additional_forward_args`). A
+    /// tensor whose dim 0 is the batch is repeated once per quadrature step; anything else
+    /// is passed unchanged (see [`ForwardArgs`](crate::ForwardArgs)).
     pub fn additional_forward_args(mut self, args: M::Args) -> Self {
         self.args = Some(args);
         self
@@ -201,8 +225,8 @@ where
 
     /// Computes the attribution.
     ///
-    /// Reads from the device once, to check that inputs and baselines are finite; the
-    /// result stays on the device. On WebGPU in a browser, where synchronous reads fail, use
+    /// Reads from the device once, at the end, for the checks that need values; the result
+    /// stays on the device. On WebGPU in a browser, where synchronous reads fail, use
     /// [`run_async`](Self::run_async).
     ///
     /// # Shapes
@@ -211,107 +235,66 @@ where
     ///
     /// # Errors
     /// Every [`InfluenceError`] about `inputs`, `baselines`, `target`, `n_steps`, `method`,
-    /// `internal_batch_size`, `additional_forward_args` and the layer.
+    /// `internal_batch_size`, `additional_forward_args` and the layer;
+    /// [`InfluenceError::Forward`] when the model's forward fails on the inputs;
+    /// [`InfluenceError::NotInferenceFunction`] when the model's output for an example
+    /// depends on the rest of the batch or on random draws.
     pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let prepared = self.prepare()?;
-        let flags = prepared
-            .path
-            .finiteness()
-            .try_into_data()
-            .map_err(|e| InfluenceError::Read(format!("{e:?}")))?;
-        prepared.path.check_finite(&read_flags(flags)?)?;
-        prepared.compute()
+        let (attribution, checks) = self.compute()?;
+        checks.check()?;
+        Ok(attribution)
     }
 
-    /// [`run`](Self::run) without a blocking read: the one read (the finiteness check) is
-    /// awaited.
+    /// [`run`](Self::run) without a blocking read: the one read is awaited.
     ///
     /// # Errors
     /// As [`run`](Self::run).
     pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let prepared = self.prepare()?;
-        let flags = prepared
-            .path
-            .finiteness()
-            .into_data_async()
-            .await
-            .map_err(|e| InfluenceError::Read(format!("{e:?}")))?;
-        prepared.path.check_finite(&read_flags(flags)?)?;
-        prepared.compute()
+        let (attribution, checks) = self.compute()?;
+        checks.check_async().await?;
+        Ok(attribution)
     }
 
-    /// Every host-side check, before anything runs on the device.
-    fn prepare(self) -> Result<Prepared<'a, B, M>, InfluenceError> {
+    /// Every host-side check, then the passes:
+    /// `Σ_k w_k ∂F_target(x' + α_k (x − x')) / ∂h`, chunk by chunk, without reading back.
+    #[allow(clippy::type_complexity)]
+    fn compute(
+        self,
+    ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
         let config = self.config;
         let rule = config.method.rule(config.n_steps)?;
-        let path = PathInputs::new(collect(&self.inputs), &self.baselines)?;
+        let target = self.target?;
+        let inputs: EvalInputs<B, M> = self.inputs.to_eval();
+        let path = PathInputs::new(collect(&inputs), &self.baselines.to_eval())?;
         let batch = path.batch();
         let chunks = step_chunks(config.n_steps, batch, config.internal_batch_size)?;
-        self.target.check_count(batch)?;
-        let args = self
-            .args
-            .or_else(M::Args::when_absent)
-            .ok_or(InfluenceError::MissingForwardArgs)?;
-        Ok(Prepared {
-            ii: self.ii,
-            inputs: self.inputs,
+        target.check_count(batch)?;
+        let args: EvalArgs<B, M> = match self.args {
+            Some(args) => args.to_eval(),
+            None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
+        };
+        let side = LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input);
+        let layer = self.ii.layer.clone();
+        let device = collect(&inputs)[0].flat().device();
+        let n = rule.alphas().len();
+        let weights = Tensor::<B::InnerBackend, 1>::from_data(
+            TensorData::new(rule.weights().to_vec(), [n]),
+            &device,
+        );
+        let call: Call<Eval<B>, M::EvalModel> = Call {
+            inputs,
             path,
             args,
-            target: self.target,
-            side: LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input),
+            target,
+            layers: vec![(layer.clone(), side)],
             alphas: rule.alphas().to_vec(),
-            weights: rule.weights().to_vec(),
             chunks,
-        })
-    }
-}
-
-fn read_flags(data: TensorData) -> Result<Vec<f32>, InfluenceError> {
-    data.convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| InfluenceError::Read(format!("{e:?}")))
-}
-
-/// A validated call, ready to run on the device.
-struct Prepared<'a, B: AutodiffBackend, M: LayerProbe<B>> {
-    ii: &'a InternalInfluence<B, M>,
-    inputs: M::Inputs,
-    path: PathInputs<B>,
-    args: M::Args,
-    target: Target,
-    side: LayerSide,
-    alphas: Vec<f64>,
-    weights: Vec<f64>,
-    chunks: Vec<core::ops::Range<usize>>,
-}
-
-impl<B, M> Prepared<'_, B, M>
-where
-    B: AutodiffBackend,
-    M: LayerProbe<B>,
-{
-    /// `Σ_k w_k ∂F_target(x' + α_k (x − x')) / ∂h`, chunk by chunk, without reading back.
-    fn compute(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let batch = self.path.batch();
-        let device = collect(&self.inputs)[0].flat().device();
-        let n = self.alphas.len();
-        let alphas = Tensor::<B, 1>::from_data(TensorData::new(self.alphas, [n]), &device);
-        let weights =
-            Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(self.weights, [n]), &device);
-        let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        let mut selector = TargetSelector::new(self.target, batch, max_steps);
-        let layers = [(self.ii.layer.clone(), self.side)];
+        };
         let mut sums: Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)> = Vec::new();
-        for chunk in self.chunks {
+        let checks = call.run(&self.ii.model, |chunk, pass| {
             let steps = chunk.len();
-            let x = self
-                .path
-                .interpolate(self.inputs.clone(), alphas.clone().slice(chunk.clone()));
-            let args = self.args.expand(&Expansion { batch, steps });
-            let lg = layer_gradients(&self.ii.model, x, &args, &layers, &mut selector, steps)?
-                .pop()
-                .expect("one watched layer");
             let w = weights.clone().slice(chunk).reshape([1, steps]);
+            let lg = pass.layers.into_iter().next().expect("one watched layer");
             for (k, g) in lg.gradients.into_iter().enumerate() {
                 let mut shape = g.shape().to_vec();
                 shape[0] = batch;
@@ -326,63 +309,20 @@ where
                     None => sums.push((part, shape)),
                 }
             }
-        }
-        Ok(Attribution {
-            layer: self.ii.layer.clone(),
-            side: self.side,
+        })?;
+        let attribution = Attribution {
+            layer,
+            side,
             tensors: sums
                 .into_iter()
                 .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
                 .collect(),
-        })
+        };
+        Ok((attribution, checks))
     }
 }
 
-/// The attribution of one layer: one tensor per tensor the layer gives (or takes), each
-/// shaped like it, `[batch, ...]`.
-#[derive(Debug, Clone)]
-pub struct Attribution<B: Backend> {
-    layer: String,
-    side: LayerSide,
-    tensors: Vec<AnyTensor<B>>,
-}
-
-impl<B: Backend> Attribution<B> {
-    /// The explained layer.
-    pub fn layer(&self) -> &str {
-        &self.layer
-    }
-
-    /// Whether this attributes to the layer's output or input.
-    pub fn side(&self) -> LayerSide {
-        self.side
-    }
-
-    /// The tensors, in the order the layer gives them.
-    pub fn tensors(&self) -> &[AnyTensor<B>] {
-        &self.tensors
-    }
-
-    /// The tensors, by value.
-    pub fn into_tensors(self) -> Vec<AnyTensor<B>> {
-        self.tensors
-    }
-
-    /// The attribution of a layer with a single tensor, at its rank `D`.
-    ///
-    /// # Errors
-    /// [`InfluenceError::NotSingle`] when the layer has several tensors,
-    /// [`InfluenceError::Rank`] when its rank is not `D`.
-    pub fn into_single<const D: usize>(self) -> Result<Tensor<B, D>, InfluenceError> {
-        if self.tensors.len() != 1 {
-            return Err(InfluenceError::NotSingle {
-                count: self.tensors.len(),
-            });
-        }
-        self.tensors
-            .into_iter()
-            .next()
-            .expect("one tensor")
-            .into_tensor()
-    }
-}
+/// The inputs of `M`'s copy on [`Eval<B>`].
+type EvalInputs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Inputs;
+/// The additional forward arguments of `M`'s copy on [`Eval<B>`].
+type EvalArgs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Args;

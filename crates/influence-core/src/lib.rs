@@ -30,9 +30,14 @@
 pub mod activation;
 mod any_tensor;
 mod args;
+mod attribution;
 mod baseline;
 mod chunking;
+mod decorator;
+mod engine;
 mod error;
+mod eval;
+mod explainable;
 mod gradient;
 mod inputs;
 mod internal_influence;
@@ -43,14 +48,16 @@ mod tensor_group;
 
 pub use any_tensor::AnyTensor;
 pub use args::{Expansion, ForwardArgs};
+pub use attribution::Attribution;
 pub use baseline::{Baseline, Baselines};
 pub use chunking::step_chunks;
+pub use decorator::{Decorator, EvalMode, ExactRecip, Policy};
 pub use error::InfluenceError;
-pub use gradient::{LayerGradient, layer_gradients};
-pub use internal_influence::{
-    AttributeCall, Attribution, InternalInfluence, InternalInfluenceConfig,
-};
-pub use probe::{LayerProbe, LayerSide, Probe, Watch};
+pub use eval::{Eval, ToEval};
+pub use explainable::Explainable;
+pub use gradient::{LayerGradient, LayerGradients, layer_gradients};
+pub use internal_influence::{AttributeCall, InternalInfluence, InternalInfluenceConfig};
+pub use probe::{LayerProbe, LayerSide, Probe, Watch, check_layer_names};
 pub use quadrature::{Method, QuadratureRule};
 pub use target::{Target, TargetSelector};
 pub use tensor_group::{TensorGroup, TensorMap};

@@ -18,7 +18,7 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::{AnyTensor, ForwardArgs, TensorGroup, TensorMap};
+use crate::{AnyTensor, ForwardArgs, InfluenceError, TensorGroup, TensorMap};
 
 /// A model that exposes named layers to attribution methods.
 ///
@@ -72,6 +72,43 @@ pub trait LayerProbe<B: Backend> {
     ) -> AnyTensor<B>;
 }
 
+/// Runs one forward of `model` with a [recording](Probe::recording) probe and checks that
+/// [`LayerProbe::layer_names`] lists exactly the layers the forward reaches. Call it in a
+/// test of your model, so that the list cannot drift from the forward.
+///
+/// Returns the reached layers in the order of the forward.
+///
+/// # Errors
+/// [`InfluenceError::LayerNamesMismatch`] naming the layers on one side only.
+pub fn check_layer_names<B: Backend, M: LayerProbe<B>>(
+    model: &M,
+    inputs: M::Inputs,
+    args: &M::Args,
+) -> Result<Vec<String>, InfluenceError> {
+    let mut probe = Probe::recording();
+    let _ = model.forward_probed(inputs, args, &mut probe);
+    let reached = probe.into_recorded();
+    let listed = model.layer_names();
+    let not_listed: Vec<String> = reached
+        .iter()
+        .filter(|n| !listed.contains(n))
+        .cloned()
+        .collect();
+    let not_reached: Vec<String> = listed
+        .iter()
+        .filter(|n| !reached.contains(n))
+        .cloned()
+        .collect();
+    if not_listed.is_empty() && not_reached.is_empty() {
+        Ok(reached)
+    } else {
+        Err(InfluenceError::LayerNamesMismatch {
+            not_listed,
+            not_reached,
+        })
+    }
+}
+
 /// Which tensors of a layer are watched: what it gives (Captum's default) or what it takes
 /// (`attribute_to_layer_input = true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,16 +146,32 @@ pub struct Watch<B: Backend> {
     /// Input or output.
     pub side: LayerSide,
     /// The autodiff leaves put in place of the layer's tensors, as `[batch, features]`
-    /// views with their full shapes; their values are the activations.
+    /// views with their full shapes; their values are the activations. Empty when the probe
+    /// only [observes](Probe::observing).
     pub leaves: Vec<AnyTensor<B>>,
+    /// The full shape of each of the layer's tensors, `[batch, ...]`, in order.
+    pub shapes: Vec<Vec<usize>>,
     /// How many times the forward reached the layer.
     pub hits: usize,
+}
+
+/// What a probe does at a watched layer.
+#[derive(Debug)]
+enum Mode {
+    /// Puts autodiff leaves in place of the watched tensors (an attribution's forward).
+    Leaves,
+    /// Only counts the hits and records the shapes: the forward runs unchanged and records no
+    /// autodiff graph (a validation forward).
+    Observe,
+    /// Records the name of every layer reached, and changes nothing.
+    Record(Vec<String>),
 }
 
 /// What a model's forward calls at each exposed layer. See the [module docs](self).
 #[derive(Debug)]
 pub struct Probe<B: Backend> {
     watches: Vec<Watch<B>>,
+    mode: Mode,
     /// The dotted path of the enclosing [`scope`](Probe::scope)s, `""` at the top.
     prefix: String,
 }
@@ -132,14 +185,33 @@ impl<B: Backend> Default for Probe<B> {
 impl<B: Backend> Probe<B> {
     /// A probe that watches nothing: the forward runs unchanged.
     pub fn disabled() -> Self {
-        Self {
-            watches: Vec::new(),
-            prefix: String::new(),
-        }
+        Self::with_mode(Vec::<(String, LayerSide)>::new(), Mode::Leaves)
     }
 
-    /// A probe that watches the given layers (several layers in one pass are allowed).
+    /// A probe that watches the given layers (several layers in one pass are allowed),
+    /// putting an autodiff leaf in place of each watched tensor.
     pub fn watching<S: Into<String>>(layers: impl IntoIterator<Item = (S, LayerSide)>) -> Self {
+        Self::with_mode(layers, Mode::Leaves)
+    }
+
+    /// A probe that only counts how often the forward reaches the given layers and records
+    /// their shapes; the forward runs unchanged. Attribution methods validate a call with it
+    /// before any forward that records an autodiff graph.
+    pub fn observing<S: Into<String>>(layers: impl IntoIterator<Item = (S, LayerSide)>) -> Self {
+        Self::with_mode(layers, Mode::Observe)
+    }
+
+    /// A probe that records the full name of every layer the forward reaches
+    /// ([`Probe::layer`] and [`Probe::point`]), in order, and changes nothing: compare it
+    /// with [`LayerProbe::layer_names`] (see [`check_layer_names`](crate::check_layer_names)).
+    pub fn recording() -> Self {
+        Self::with_mode(Vec::<(String, LayerSide)>::new(), Mode::Record(Vec::new()))
+    }
+
+    fn with_mode<S: Into<String>>(
+        layers: impl IntoIterator<Item = (S, LayerSide)>,
+        mode: Mode,
+    ) -> Self {
         Self {
             watches: layers
                 .into_iter()
@@ -147,9 +219,11 @@ impl<B: Backend> Probe<B> {
                     layer: layer.into(),
                     side,
                     leaves: Vec::new(),
+                    shapes: Vec::new(),
                     hits: 0,
                 })
                 .collect(),
+            mode,
             prefix: String::new(),
         }
     }
@@ -181,16 +255,32 @@ impl<B: Backend> Probe<B> {
         I: TensorGroup<B>,
         O: TensorGroup<B>,
     {
+        self.record(name);
         let input = self.tap(name, LayerSide::Input, input);
         let output = f(input);
         self.tap(name, LayerSide::Output, output)
     }
 
     /// Exposes a value that has no module of its own (say the sum of a residual branch) as
-    /// the output of a layer named `name`; its input is the same value.
+    /// a layer named `name` whose input and output are both `value`.
+    ///
+    /// Its output is the value as every later use sees it. Its input
+    /// (`attribute_to_layer_input = true`) is the same value, so both sides give the same
+    /// attribution; a point has no pre-hook of its own as a module has.
     pub fn point<T: TensorGroup<B>>(&mut self, name: &str, value: T) -> T {
+        self.record(name);
         let value = self.tap(name, LayerSide::Input, value);
         self.tap(name, LayerSide::Output, value)
+    }
+
+    fn record(&mut self, name: &str) {
+        if let Mode::Record(names) = &mut self.mode {
+            names.push(if self.prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}.{name}", self.prefix)
+            });
+        }
     }
 
     fn tap<T: TensorGroup<B>>(&mut self, name: &str, side: LayerSide, value: T) -> T {
@@ -204,7 +294,11 @@ impl<B: Backend> Probe<B> {
             Some(watch) => {
                 watch.hits += 1;
                 watch.leaves.clear();
-                value.map_tensors(&mut MakeLeaves(&mut watch.leaves))
+                watch.shapes.clear();
+                match self.mode {
+                    Mode::Leaves => value.map_tensors(&mut MakeLeaves(watch)),
+                    _ => value.map_tensors(&mut Shapes(&mut watch.shapes)),
+                }
             }
         }
     }
@@ -213,6 +307,15 @@ impl<B: Backend> Probe<B> {
     /// [`watching`](Self::watching).
     pub fn into_watches(self) -> Vec<Watch<B>> {
         self.watches
+    }
+
+    /// The layers a [`recording`](Self::recording) probe saw, in the order the forward
+    /// reached them (a layer reached twice is listed twice); empty for other probes.
+    pub fn into_recorded(self) -> Vec<String> {
+        match self.mode {
+            Mode::Record(names) => names,
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -227,7 +330,7 @@ fn full_name_is(full: &str, prefix: &str, name: &str) -> bool {
 }
 
 /// Replaces each tensor by a leaf that requires a gradient, recording the leaf.
-struct MakeLeaves<'a, B: Backend>(&'a mut Vec<AnyTensor<B>>);
+struct MakeLeaves<'a, B: Backend>(&'a mut Watch<B>);
 
 impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
     fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
@@ -236,8 +339,20 @@ impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
         // back, so its gradient is the gradient of the activation as used downstream.
         let leaf = AnyTensor::from(tensor.detach());
         let flat = leaf.into_flat().require_grad();
+        self.0.shapes.push(shape.to_vec());
         self.0
+            .leaves
             .push(AnyTensor::from_flat(flat.clone(), shape.to_vec()));
         flat.reshape(shape)
+    }
+}
+
+/// Records each tensor's shape and passes it on unchanged.
+struct Shapes<'a>(&'a mut Vec<Vec<usize>>);
+
+impl<B: Backend> TensorMap<B> for Shapes<'_> {
+    fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
+        self.0.push(tensor.dims().to_vec());
+        tensor
     }
 }

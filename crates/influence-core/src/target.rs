@@ -10,6 +10,19 @@
 //! | `Tuple([j1, .., jk])` | `target=(j1, .., jk)` | `output[i, j1, .., jk]` |
 //! | `PerExample([j_0, ..])` | `target=[j_0, ..]` / a tensor | `output[i, j_i]` |
 //! | `PerExampleTuple([t_0, ..])` | `target=[t_0, ..]`, tuples | `output[i, t_i...]` |
+//!
+//! What converts into a `Target` follows Captum's split between a tuple and a list, with
+//! Rust's own tuple and list types, so the intent shows in the code:
+//!
+//! | you write | is | Captum |
+//! |---|---|---|
+//! | `.target(3)` | `Index(3)` | `target=3` |
+//! | `.target((1, 0))` (a Rust tuple) | `Tuple([1, 0])`: the same index tuple for every example | `target=(1, 0)` |
+//! | `.target(vec![2, 7, 0])` (a `Vec` or slice) | `PerExample([2, 7, 0])`: one class per example | `target=[2, 7, 0]` |
+//! | `.target(Target::from_tensor(preds)?)` | `PerExample`, read from an integer tensor (`argmax(1)` output) | `target=tensor` |
+//!
+//! An array (`[2, 7, 0]`) converts to neither, on purpose: it would be read as one or the
+//! other silently.
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
@@ -51,12 +64,22 @@ impl From<&[usize]> for Target {
     }
 }
 
-impl<const K: usize> From<[usize; K]> for Target {
-    /// One index tuple shared by every example, like a Captum target tuple.
-    fn from(tuple: [usize; K]) -> Self {
-        Target::Tuple(tuple.to_vec())
-    }
+macro_rules! tuple_target {
+    ($($i:ident),+) => {
+        impl From<($(tuple_target!(@usize $i),)+)> for Target {
+            /// One index tuple shared by every example, like a Captum target tuple.
+            fn from(($($i,)+): ($(tuple_target!(@usize $i),)+)) -> Self {
+                Target::Tuple(vec![$($i),+])
+            }
+        }
+    };
+    (@usize $i:ident) => { usize };
 }
+
+tuple_target!(a);
+tuple_target!(a, b);
+tuple_target!(a, b, c);
+tuple_target!(a, b, c, d);
 
 impl From<Option<usize>> for Target {
     fn from(index: Option<usize>) -> Self {
@@ -65,6 +88,40 @@ impl From<Option<usize>> for Target {
 }
 
 impl Target {
+    /// One class per example, read from an integer tensor: the `[batch]` or `[batch, 1]`
+    /// output of `argmax(1)`, of any backend and any Int element type (Captum's tensor
+    /// target). A synchronous device read; on WebGPU in a browser use
+    /// [`from_tensor_async`](Self::from_tensor_async).
+    ///
+    /// # Errors
+    /// [`InfluenceError::TargetTensorShape`] for another shape,
+    /// [`InfluenceError::TargetNegative`] for a negative index, [`InfluenceError::Read`] when
+    /// the read fails.
+    pub fn from_tensor<B: Backend, const D: usize>(
+        tensor: Tensor<B, D, Int>,
+    ) -> Result<Target, InfluenceError> {
+        check_target_shape(&tensor.dims())?;
+        let data = tensor
+            .try_into_data()
+            .map_err(|e| InfluenceError::Read(format!("{e:?}")))?;
+        per_example_from(data)
+    }
+
+    /// [`from_tensor`](Self::from_tensor) without a blocking read.
+    ///
+    /// # Errors
+    /// As [`from_tensor`](Self::from_tensor).
+    pub async fn from_tensor_async<B: Backend, const D: usize>(
+        tensor: Tensor<B, D, Int>,
+    ) -> Result<Target, InfluenceError> {
+        check_target_shape(&tensor.dims())?;
+        let data = tensor
+            .into_data_async()
+            .await
+            .map_err(|e| InfluenceError::Read(format!("{e:?}")))?;
+        per_example_from(data)
+    }
+
     /// The column of the `[batch, d1 * ... * dk]` view of the output that holds each
     /// example's explained value, or `None` when the output has one value per example.
     ///
@@ -157,6 +214,27 @@ impl Target {
     }
 }
 
+fn check_target_shape(shape: &[usize]) -> Result<(), InfluenceError> {
+    match shape {
+        [_] | [_, 1] => Ok(()),
+        _ => Err(InfluenceError::TargetTensorShape {
+            shape: shape.to_vec(),
+        }),
+    }
+}
+
+fn per_example_from(data: TensorData) -> Result<Target, InfluenceError> {
+    let values = data.convert::<i64>().to_vec::<i64>()?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(example, value)| {
+            usize::try_from(value).map_err(|_| InfluenceError::TargetNegative { value, example })
+        })
+        .collect::<Result<_, _>>()
+        .map(Target::PerExample)
+}
+
 /// Picks and sums the explained values of a step-major forward output, resolving the target
 /// against the output's shape on the first forward and reusing the uploaded indices after.
 pub struct TargetSelector<B: Backend> {
@@ -194,6 +272,26 @@ impl<B: Backend> TargetSelector<B> {
         output: AnyTensor<B>,
         steps: usize,
     ) -> Result<Tensor<B, 1>, InfluenceError> {
+        self.resolve(&output, steps)?;
+        let rows = steps * self.batch;
+        let output = output.into_flat();
+        Ok(match self.columns.as_ref().and_then(Option::as_ref) {
+            None => output.sum(),
+            Some(cols) => {
+                let idx = cols.clone().slice(0..rows).reshape([rows, 1]);
+                output.gather(1, idx).sum()
+            }
+        })
+    }
+
+    /// Checks a forward's output against the target (its batch, and the target against its
+    /// shape) and, the first time, uploads the target's columns. Validation forwards call it
+    /// before any forward that records a graph.
+    ///
+    /// # Errors
+    /// [`InfluenceError::OutputBatch`] when the output's dim 0 is not `steps * batch`, and the
+    /// errors of [`Target::columns`].
+    pub fn resolve(&mut self, output: &AnyTensor<B>, steps: usize) -> Result<(), InfluenceError> {
         let rows = steps * self.batch;
         if output.batch() != rows {
             return Err(InfluenceError::OutputBatch {
@@ -215,13 +313,6 @@ impl<B: Backend> TargetSelector<B> {
                 Tensor::from_data(TensorData::new(data, [len]), &device)
             }));
         }
-        let output = output.into_flat();
-        Ok(match self.columns.as_ref().and_then(Option::as_ref) {
-            None => output.sum(),
-            Some(cols) => {
-                let idx = cols.clone().slice(0..rows).reshape([rows, 1]);
-                output.gather(1, idx).sum()
-            }
-        })
+        Ok(())
     }
 }

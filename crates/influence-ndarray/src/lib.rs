@@ -6,8 +6,11 @@
 
 pub use influence_core::*;
 
-/// The inner (non-autodiff) backend: `NdArray<f32>`.
-pub type InnerBackend = burn_ndarray::NdArray<f32>;
+/// The inner (non-autodiff) backend: `NdArray<f32>` with exact reciprocals
+/// ([`ExactRecip`]): Burn 0.21's ndarray computes `recip` with an approximate SIMD
+/// reciprocal (about 3e-4 relative error), which autodiff's division backward uses, so
+/// softmax and layer-norm gradients would lose three to four digits.
+pub type InnerBackend = Decorator<burn_ndarray::NdArray<f32>, ExactRecip>;
 
 /// The autodiff backend the attribution runs on.
 pub type Backend = burn_autodiff::Autodiff<InnerBackend>;

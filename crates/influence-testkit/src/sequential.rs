@@ -1,16 +1,17 @@
 //! A sequential model built from a list of layers in the golden files' JSON format
 //! (PyTorch conventions and weight layouts), every layer exposed to the probe by name.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::{
-    LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d,
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig, PaddingConfig1d, PaddingConfig2d,
 };
 use burn::tensor::activation::{relu, sigmoid, softmax, tanh};
 use burn::tensor::module::{avg_pool2d, max_pool2d};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 use influence_core::activation::gelu_exact;
-use influence_core::{AnyTensor, LayerProbe, Probe, TensorGroup, TensorMap};
+use influence_core::{AnyTensor, Eval, LayerProbe, Probe, TensorGroup, TensorMap, ToEval};
 use serde::Deserialize;
 
 /// A tensor in the golden files: `{shape, data}`, row-major.
@@ -93,6 +94,28 @@ pub enum LayerSpec {
         weight: Data,
         bias: Data,
     },
+    /// PyTorch's `BatchNorm1d` (`dims` 1, on `[batch, C]`) or `BatchNorm2d` (`dims` 2, on
+    /// `[batch, C, H, W]`), built as Burn's `BatchNorm` with the running statistics given.
+    BatchNorm {
+        dims: usize,
+        num_features: usize,
+        eps: f64,
+        weight: Data,
+        bias: Data,
+        running_mean: Data,
+        running_var: Data,
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+    },
+    /// Burn's `Dropout` with probability `p`.
+    Dropout {
+        p: f64,
+    },
+}
+
+fn default_momentum() -> f64 {
+    // PyTorch's default; Burn's BatchNorm uses the same convention (weight of the new value).
+    0.1
 }
 
 /// A named layer of the JSON list.
@@ -126,7 +149,7 @@ pub enum Op {
     Flatten,
 }
 
-/// A layer with parameters.
+/// A layer with parameters or a mode of its own (Burn's modules).
 #[derive(Module, Debug)]
 #[allow(missing_docs)]
 pub enum Layer<B: Backend> {
@@ -134,6 +157,8 @@ pub enum Layer<B: Backend> {
     Conv1d(Conv1d<B>),
     Conv2d(Conv2d<B>),
     LayerNorm(LayerNorm<B>),
+    BatchNorm(BatchNorm<B>),
+    Dropout(Dropout),
 }
 
 /// One step of a [`Sequential`]: a layer with parameters (by index) or a parameter-free op.
@@ -160,6 +185,18 @@ impl<B: Backend> TensorGroup<B> for Act<B> {
             Act::D2(t) => Act::D2(f.map(t)),
             Act::D3(t) => Act::D3(f.map(t)),
             Act::D4(t) => Act::D4(f.map(t)),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> ToEval<B> for Act<B> {
+    type Eval = Act<Eval<B>>;
+
+    fn to_eval(self) -> Act<Eval<B>> {
+        match self {
+            Act::D2(t) => Act::D2(t.to_eval()),
+            Act::D3(t) => Act::D3(t.to_eval()),
+            Act::D4(t) => Act::D4(t.to_eval()),
         }
     }
 }
@@ -260,6 +297,31 @@ impl<B: Backend> Layer<B> {
                 n.beta = Some(param1(bias));
                 Ok(Layer::LayerNorm(n))
             }
+            LayerSpec::BatchNorm {
+                dims,
+                num_features,
+                eps,
+                weight,
+                bias,
+                running_mean,
+                running_var,
+                momentum,
+            } => {
+                assert!(
+                    *dims == 1 || *dims == 2,
+                    "batch_norm dims is 1 or 2, got {dims}"
+                );
+                let mut n = BatchNormConfig::new(*num_features)
+                    .with_epsilon(*eps)
+                    .with_momentum(*momentum)
+                    .init(device);
+                n.gamma = param1(weight);
+                n.beta = param1(bias);
+                n.running_mean = RunningState::new(running_mean.tensor(device));
+                n.running_var = RunningState::new(running_var.tensor(device));
+                Ok(Layer::BatchNorm(n))
+            }
+            LayerSpec::Dropout { p } => Ok(Layer::Dropout(DropoutConfig::new(*p).init())),
             LayerSpec::Relu => Err(Op::Relu),
             LayerSpec::Tanh => Err(Op::Tanh),
             LayerSpec::Sigmoid => Err(Op::Sigmoid),
@@ -286,6 +348,8 @@ impl<B: Backend> Layer<B> {
         match self {
             Layer::Linear(l) => each_rank!(x, |t| l.forward(t)),
             Layer::LayerNorm(n) => each_rank!(x, |t| n.forward(t)),
+            Layer::BatchNorm(n) => each_rank!(x, |t| n.forward(t)),
+            Layer::Dropout(d) => each_rank!(x, |t| d.forward(t)),
             Layer::Conv1d(c) => match x {
                 Act::D3(t) => Act::D3(c.forward(t)),
                 _ => panic!("conv1d takes [batch, channels, length]"),

@@ -1,0 +1,228 @@
+//! [`Decorator<B, P>`]: a Burn backend that is `B` in every operation, but for the few that a
+//! [`Policy`] `P` changes. Two policies are used:
+//!
+//! - [`EvalMode`] ([`Eval<B>`](crate::Eval)): `ad_enabled` is false, so modules take their
+//!   inference behaviour while the autodiff backend `B` still records gradients;
+//! - [`ExactRecip`]: reciprocals are computed as a true division. Burn 0.21's ndarray
+//!   backend computes `recip` (and `powi` with exponent −1 or −2) with an approximate SIMD
+//!   reciprocal, about 3e-4 relative error, and autodiff's division backward uses `recip`:
+//!   softmax and layer-norm gradients lose three to four digits. `influence-ndarray` runs on
+//!   `Autodiff<Decorator<NdArray, ExactRecip>>`.
+//!
+//! The forwarding methods (one per operation of Burn's `Backend`, 417) are generated from
+//! burn-backend 0.21.0's trait declarations by `scripts/gen_decorator.py` into
+//! `decorator/ops.rs`; CI checks that the file is up to date.
+
+mod ops;
+
+use core::marker::PhantomData;
+
+use burn_backend::tensor::{BoolTensor, FloatTensor, IntTensor, QuantizedTensor};
+use burn_backend::{
+    AutodiffBackend, Backend, BackendTypes, DTypeUsageSet, ExecutionError, TensorData,
+    TensorPrimitive,
+};
+
+/// What a [`Decorator`] changes of the backend it wraps.
+pub trait Policy: 'static {
+    /// The decorator's `ad_enabled`: `None` keeps the wrapped backend's.
+    const AD_ENABLED: Option<bool>;
+    /// Compute `recip` (and `powi` with exponent −1 or −2) as a division.
+    const EXACT_RECIP: bool;
+    /// The decorator's name, as `Backend::name` shows it: `NAME<inner name>`.
+    const NAME: &'static str;
+}
+
+/// `ad_enabled` false: inference behaviour with gradients. See [`Eval`](crate::Eval).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalMode;
+
+impl Policy for EvalMode {
+    const AD_ENABLED: Option<bool> = Some(false);
+    const EXACT_RECIP: bool = false;
+    const NAME: &'static str = "eval";
+}
+
+/// Reciprocals as a true division (for Burn's ndarray backend). See the [module docs](self).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExactRecip;
+
+impl Policy for ExactRecip {
+    const AD_ENABLED: Option<bool> = None;
+    const EXACT_RECIP: bool = true;
+    const NAME: &'static str = "exact-recip";
+}
+
+/// The backend `B` with the changes of policy `P`. Its tensors are `B`'s tensors (the same
+/// primitives), so moving a tensor between `B` and the decorator costs nothing. An autodiff
+/// `B` gives an autodiff decorator with `B`'s inner backend and gradients.
+pub struct Decorator<B, P> {
+    _marker: PhantomData<fn() -> (B, P)>,
+}
+
+impl<B, P> core::fmt::Debug for Decorator<B, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Decorator")
+    }
+}
+
+impl<B, P> Clone for Decorator<B, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B, P> Copy for Decorator<B, P> {}
+
+impl<B, P> Default for Decorator<B, P> {
+    fn default() -> Self {
+        Self {
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<B: Backend, P: Policy> BackendTypes for Decorator<B, P> {
+    type Device = B::Device;
+    type FloatTensorPrimitive = B::FloatTensorPrimitive;
+    type FloatElem = B::FloatElem;
+    type IntTensorPrimitive = B::IntTensorPrimitive;
+    type IntElem = B::IntElem;
+    type BoolTensorPrimitive = B::BoolTensorPrimitive;
+    type BoolElem = B::BoolElem;
+    type QuantizedTensorPrimitive = B::QuantizedTensorPrimitive;
+}
+
+impl<B: Backend, P: Policy> Backend for Decorator<B, P> {
+    fn ad_enabled(device: &Self::Device) -> bool {
+        P::AD_ENABLED.unwrap_or_else(|| B::ad_enabled(device))
+    }
+
+    fn memory_persistent_allocations<
+        Output: Send,
+        Input: Send,
+        Func: Fn(Input) -> Output + Send,
+    >(
+        device: &Self::Device,
+        input: Input,
+        func: Func,
+    ) -> Output {
+        B::memory_persistent_allocations(device, input, func)
+    }
+
+    fn memory_cleanup(device: &Self::Device) {
+        B::memory_cleanup(device)
+    }
+
+    fn name(device: &Self::Device) -> String {
+        format!("{}<{}>", P::NAME, B::name(device))
+    }
+
+    fn seed(device: &Self::Device, seed: u64) {
+        B::seed(device, seed)
+    }
+
+    fn sync(device: &Self::Device) -> Result<(), ExecutionError> {
+        B::sync(device)
+    }
+
+    fn staging<'a, Iter>(data: Iter, device: &Self::Device)
+    where
+        Iter: Iterator<Item = &'a mut TensorData>,
+    {
+        B::staging(data, device)
+    }
+
+    fn supports_dtype(device: &Self::Device, dtype: burn_backend::DType) -> bool {
+        B::supports_dtype(device, dtype)
+    }
+
+    fn dtype_usage(device: &Self::Device, dtype: burn_backend::DType) -> DTypeUsageSet {
+        B::dtype_usage(device, dtype)
+    }
+
+    fn device_count(type_id: u16) -> usize {
+        B::device_count(type_id)
+    }
+}
+
+impl<B: AutodiffBackend, P: Policy> AutodiffBackend for Decorator<B, P> {
+    type InnerBackend = B::InnerBackend;
+    type Gradients = B::Gradients;
+
+    fn backward(tensor: FloatTensor<Self>) -> Self::Gradients {
+        B::backward(tensor)
+    }
+
+    fn grad(
+        tensor: &FloatTensor<Self>,
+        grads: &Self::Gradients,
+    ) -> Option<FloatTensor<Self::InnerBackend>> {
+        B::grad(tensor, grads)
+    }
+
+    fn grad_remove(
+        tensor: &FloatTensor<Self>,
+        grads: &mut Self::Gradients,
+    ) -> Option<FloatTensor<Self::InnerBackend>> {
+        B::grad_remove(tensor, grads)
+    }
+
+    fn grad_replace(
+        tensor: &FloatTensor<Self>,
+        grads: &mut Self::Gradients,
+        grad: FloatTensor<Self::InnerBackend>,
+    ) {
+        B::grad_replace(tensor, grads, grad)
+    }
+
+    fn inner(tensor: FloatTensor<Self>) -> FloatTensor<Self::InnerBackend> {
+        B::inner(tensor)
+    }
+
+    fn int_inner(tensor: IntTensor<Self>) -> IntTensor<Self::InnerBackend> {
+        B::int_inner(tensor)
+    }
+
+    fn bool_inner(tensor: BoolTensor<Self>) -> BoolTensor<Self::InnerBackend> {
+        B::bool_inner(tensor)
+    }
+
+    fn q_inner(tensor: QuantizedTensor<Self>) -> QuantizedTensor<Self::InnerBackend> {
+        B::q_inner(tensor)
+    }
+
+    fn from_inner(tensor: FloatTensor<Self::InnerBackend>) -> FloatTensor<Self> {
+        B::from_inner(tensor)
+    }
+
+    fn int_from_inner(tensor: IntTensor<Self::InnerBackend>) -> IntTensor<Self> {
+        B::int_from_inner(tensor)
+    }
+
+    fn bool_from_inner(tensor: BoolTensor<Self::InnerBackend>) -> BoolTensor<Self> {
+        B::bool_from_inner(tensor)
+    }
+
+    fn q_from_inner(tensor: QuantizedTensor<Self::InnerBackend>) -> QuantizedTensor<Self> {
+        B::q_from_inner(tensor)
+    }
+}
+
+/// `B`'s float primitive as the decorator's (the same value).
+pub(crate) fn tp_out<B: Backend, P: Policy>(
+    t: TensorPrimitive<B>,
+) -> TensorPrimitive<Decorator<B, P>> {
+    match t {
+        TensorPrimitive::Float(t) => TensorPrimitive::Float(t),
+        TensorPrimitive::QFloat(t) => TensorPrimitive::QFloat(t),
+    }
+}
+
+/// The decorator's float primitive as `B`'s (the same value).
+fn tp_in<B: Backend, P: Policy>(t: TensorPrimitive<Decorator<B, P>>) -> TensorPrimitive<B> {
+    match t {
+        TensorPrimitive::Float(t) => TensorPrimitive::Float(t),
+        TensorPrimitive::QFloat(t) => TensorPrimitive::QFloat(t),
+    }
+}

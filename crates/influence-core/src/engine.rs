@@ -1,0 +1,216 @@
+//! One validated attribution call and its passes, shared by the layer methods: a
+//! validation forward, then one forward/backward pass per chunk of quadrature steps, then one
+//! read from the device for the checks that need values.
+//!
+//! 1. **Validation forward** (no autodiff graph): the inputs at two points of the path, the
+//!    first quadrature point `α_0` and the input itself (`α = 1`). It checks that the forward
+//!    runs at all (a panic inside the model, say from a shape that does not fit, becomes
+//!    [`InfluenceError::Forward`]), that every watched layer is reached once, that the output
+//!    has one row per example and that the target fits it — everything that can fail, before
+//!    any graph exists, so that no failing call leaves a graph behind.
+//! 2. **Passes** ([`layer_gradients`]), chunk by chunk; each consumes its own graph.
+//! 3. **Checks with values**, read back once at the end: the inputs and baselines are finite,
+//!    and the rows of the first pass at `α_0` equal those of the validation forward. The
+//!    second is the guard against explaining something other than the model's inference
+//!    function: a module that draws random numbers or mixes the rows of a batch gives other
+//!    values for the same example in a forward of other rows
+//!    ([`InfluenceError::NotInferenceFunction`]).
+
+use core::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
+
+use crate::gradient::{LayerGradients, check_hits, layer_gradients};
+use crate::inputs::PathInputs;
+use crate::target::TargetSelector;
+use crate::tensor_group::collect;
+use crate::{
+    AnyTensor, Expansion, ForwardArgs, InfluenceError, LayerProbe, LayerSide, Probe, Target,
+};
+
+/// Relative tolerance of the inference-function guard: rows of two forwards of the same
+/// inputs may differ by float rounding (another row count, another kernel), far less than
+/// this.
+const GUARD_RTOL: f64 = 1e-4;
+/// Absolute part of the guard's tolerance, for outputs near zero.
+const GUARD_ATOL: f64 = 1e-6;
+
+/// A call whose host-side arguments are validated, ready to run on the device.
+pub(crate) struct Call<B: AutodiffBackend, M: LayerProbe<B>> {
+    /// The inputs as given: the template of the interpolated inputs.
+    pub inputs: M::Inputs,
+    pub path: PathInputs<B>,
+    pub args: M::Args,
+    pub target: Target,
+    pub layers: Vec<(String, LayerSide)>,
+    /// The quadrature points, in order.
+    pub alphas: Vec<f64>,
+    /// Ranges of step indices, one forward/backward pass each.
+    pub chunks: Vec<Range<usize>>,
+}
+
+/// The checks that need values from the device, computed there and read once.
+pub(crate) struct Deferred<B: Backend> {
+    /// `[checked tensors...]` finiteness flags (1 or 0), then the guard's largest difference
+    /// and largest output.
+    values: Tensor<B, 1>,
+    path_checks: usize,
+    labels: Vec<(&'static str, usize)>,
+}
+
+impl<B: Backend> Deferred<B> {
+    /// Reads the checks (a synchronous device read).
+    pub(crate) fn check(self) -> Result<(), InfluenceError> {
+        let data = self
+            .values
+            .clone()
+            .try_into_data()
+            .map_err(|e| InfluenceError::Read(format!("{e:?}")))?;
+        self.judge(data)
+    }
+
+    /// Reads the checks without blocking.
+    pub(crate) async fn check_async(self) -> Result<(), InfluenceError> {
+        let data = self
+            .values
+            .clone()
+            .into_data_async()
+            .await
+            .map_err(|e| InfluenceError::Read(format!("{e:?}")))?;
+        self.judge(data)
+    }
+
+    fn judge(&self, data: TensorData) -> Result<(), InfluenceError> {
+        let v = data.convert::<f64>().to_vec::<f64>()?;
+        if let Some(k) = v[..self.path_checks].iter().position(|&f| f != 1.0) {
+            let (argument, input) = self.labels[k];
+            return Err(InfluenceError::NonFinite { argument, input });
+        }
+        let (difference, scale) = (v[self.path_checks], v[self.path_checks + 1]);
+        // A NaN difference (a model whose output is not finite) is no evidence either way.
+        if difference > GUARD_RTOL * scale + GUARD_ATOL {
+            return Err(InfluenceError::NotInferenceFunction { difference, scale });
+        }
+        Ok(())
+    }
+}
+
+impl<B: AutodiffBackend, M: LayerProbe<B>> Call<B, M> {
+    /// Runs the validation forward, then every chunk's pass, handing each pass to
+    /// `per_pass` with its step range. Returns the checks to read.
+    ///
+    /// # Errors
+    /// [`InfluenceError::Forward`], [`InfluenceError::LayerNotReached`],
+    /// [`InfluenceError::LayerReachedTwice`], [`InfluenceError::OutputBatch`] and the target
+    /// errors, all before any autodiff graph is recorded.
+    pub(crate) fn run(
+        self,
+        model: &M,
+        mut per_pass: impl FnMut(Range<usize>, LayerGradients<B>),
+    ) -> Result<Deferred<B::InnerBackend>, InfluenceError> {
+        let batch = self.path.batch();
+        let device = collect(&self.inputs)[0].flat().device();
+        let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
+        let mut selector = TargetSelector::new(self.target.clone(), batch, max_steps.max(2));
+        let reference = self.validate(model, &mut selector, &device)?;
+
+        let n = self.alphas.len();
+        let alphas = Tensor::<B, 1>::from_data(TensorData::new(self.alphas.clone(), [n]), &device);
+        let mut guard = None;
+        for chunk in self.chunks.iter().cloned() {
+            let steps = chunk.len();
+            let x = self
+                .path
+                .interpolate(self.inputs.clone(), alphas.clone().slice(chunk.clone()));
+            let args = self.args.expand(&Expansion::new(batch, steps));
+            let pass = layer_gradients(model, x, &args, &self.layers, &mut selector, steps)?;
+            if chunk.start == 0 {
+                // Rows 0..batch of the first pass are the inputs at alphas[0].
+                let first = pass.output.flat().clone().slice(0..batch);
+                guard = Some((
+                    (first - reference.clone()).abs().max(),
+                    reference.clone().abs().max(),
+                ));
+            }
+            per_pass(chunk, pass);
+        }
+        let (difference, scale) = guard.expect("the first chunk starts at step 0");
+        let finite = self.path.finiteness().inner();
+        let path_checks = finite.dims()[0];
+        Ok(Deferred {
+            values: Tensor::cat(vec![finite, difference, scale], 0),
+            path_checks,
+            labels: self.path.labels(),
+        })
+    }
+
+    /// The validation forward: the inputs at `alphas[0]` and at 1 (0 if `alphas[0]` is 1),
+    /// untracked. Returns the output rows at `alphas[0]`, `[batch, values per example]`.
+    fn validate(
+        &self,
+        model: &M,
+        selector: &mut TargetSelector<B>,
+        device: &B::Device,
+    ) -> Result<Tensor<B::InnerBackend, 2>, InfluenceError> {
+        let batch = self.path.batch();
+        let first = self.alphas[0];
+        let other = if first == 1.0 { 0.0 } else { 1.0 };
+        let points = Tensor::<B, 1>::from_data(TensorData::new(vec![first, other], [2]), device);
+        let x = self.path.interpolate(self.inputs.clone(), points);
+        let expansion = Expansion::new(batch, 2);
+        let forward = quietly(|| {
+            let args = self.args.expand(&expansion);
+            let mut probe = Probe::observing(self.layers.iter().cloned());
+            let output = model.forward_probed(x, &args, &mut probe);
+            (output, probe.into_watches())
+        });
+        let (output, watches) = forward.map_err(|panic| InfluenceError::Forward {
+            message: panic_message(panic),
+            input_shapes: self.path.shapes(),
+            arg_shapes: expansion.tensor_shapes(),
+            batch,
+        })?;
+        check_hits(&watches)?;
+        selector.resolve(&output, 2)?;
+        let shape = output.shape().to_vec();
+        let inner = AnyTensor::from_flat(output.into_flat().inner(), shape);
+        Ok(inner.into_flat().slice(0..batch))
+    }
+}
+
+std::thread_local! {
+    /// Whether this thread is inside [`quietly`].
+    static QUIET: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic as an `Err` with its payload, without the panic hook printing
+/// it: a model that panics on bad input gives a typed error, not a message and a backtrace on
+/// stderr per bad request.
+///
+/// The first call installs a panic hook that stays silent for threads inside `quietly` and
+/// hands every other panic to the hook that was there before (Rust's default one, or the
+/// program's own).
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result
+}
+
+fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the model panicked".to_string())
+}
