@@ -414,10 +414,12 @@ fn output_without_batch_dim() {
         .target(0usize)
         .n_steps(4)
         .run());
+    // The validation forward, of the inputs at two points of the path (4 rows), finds it
+    // before any attribution forward.
     assert_eq!(
         e,
         InfluenceError::OutputBatch {
-            expected: 8,
+            expected: 4,
             output_shape: vec![1, 3]
         }
     );

@@ -3,8 +3,9 @@
 //! A `harness = false` test so that its summary lines show in plain `cargo test` output:
 //! `golden: N passed, M failed (BACKEND)`, then each failing case with its largest error.
 //! Also runs every case under `$INFLUENCE_EXTRA_GOLDEN` (a directory of case files in the
-//! same formats) when that variable is set, and only the cases whose name contains
-//! `$INFLUENCE_GOLDEN_FILTER` when that one is. Exits non-zero when any case fails.
+//! same formats) when that variable is set, only the cases whose name contains
+//! `$INFLUENCE_GOLDEN_FILTER` when that one is, and only the backend named by
+//! `$INFLUENCE_GOLDEN_BACKEND` when that one is. Exits non-zero when any case fails.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,6 +35,12 @@ fn cases() -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
+/// Whether `$INFLUENCE_GOLDEN_BACKEND` (unset: every backend) asks for `backend`.
+#[allow(dead_code)]
+fn wanted(backend: &str) -> bool {
+    std::env::var("INFLUENCE_GOLDEN_BACKEND").map_or(true, |b| b == backend)
+}
+
 fn main() -> ExitCode {
     let cases = match cases() {
         Ok(c) => c,
@@ -44,7 +51,7 @@ fn main() -> ExitCode {
     };
     let mut failed = 0;
     #[cfg(feature = "ndarray")]
-    {
+    if wanted("ndarray") {
         use burn_influence::ndarray;
         failed += influence_testkit::golden::run_all::<ndarray::Backend>(
             &cases,
@@ -56,7 +63,7 @@ fn main() -> ExitCode {
         .count();
     }
     #[cfg(feature = "flex")]
-    {
+    if wanted("flex") {
         use burn_influence::flex;
         failed += influence_testkit::golden::run_all::<flex::Backend>(
             &cases,
@@ -68,7 +75,7 @@ fn main() -> ExitCode {
         .count();
     }
     #[cfg(feature = "wgpu")]
-    {
+    if wanted("wgpu") {
         use burn_influence::wgpu;
         failed += influence_testkit::golden::run_all::<wgpu::Backend>(
             &cases,
@@ -80,7 +87,7 @@ fn main() -> ExitCode {
         .count();
     }
     #[cfg(feature = "cuda")]
-    {
+    if wanted("cuda") {
         use burn_influence::cuda;
         if std::path::Path::new("/dev/nvidia0").exists() {
             failed += influence_testkit::golden::run_all::<cuda::Backend>(

@@ -83,6 +83,15 @@ pub enum InfluenceError {
         n_steps: usize,
     },
 
+    /// `n_steps` above [`MAX_STEPS`](crate::MAX_STEPS).
+    #[error("n_steps: at most {max} quadrature points, got {n_steps}")]
+    TooManySteps {
+        /// The largest accepted number of steps.
+        max: usize,
+        /// Number of steps given.
+        n_steps: usize,
+    },
+
     /// A method name that is not one of Captum's.
     #[error(
         "method: unknown method {name:?}; expected one of riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre"

@@ -58,6 +58,6 @@ pub use explainable::Explainable;
 pub use gradient::{LayerGradient, LayerGradients, layer_gradients};
 pub use internal_influence::{AttributeCall, InternalInfluence, InternalInfluenceConfig};
 pub use probe::{LayerProbe, LayerSide, Probe, Watch, check_layer_names};
-pub use quadrature::{Method, QuadratureRule};
+pub use quadrature::{MAX_STEPS, Method, QuadratureRule};
 pub use target::{Target, TargetSelector};
 pub use tensor_group::{TensorGroup, TensorMap};

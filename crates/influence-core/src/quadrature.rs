@@ -76,7 +76,8 @@ impl Method {
     /// The `n_steps`-point rule of this method.
     ///
     /// # Errors
-    /// [`InfluenceError::TooFewSteps`] when `n_steps < self.min_steps()`.
+    /// [`InfluenceError::TooFewSteps`] when `n_steps < self.min_steps()`,
+    /// [`InfluenceError::TooManySteps`] above [`MAX_STEPS`].
     pub fn rule(self, n_steps: usize) -> Result<QuadratureRule, InfluenceError> {
         QuadratureRule::new(self, n_steps)
     }
@@ -104,6 +105,11 @@ impl FromStr for Method {
     }
 }
 
+/// The largest `n_steps` accepted: a million points (16 MB of rule, and a million forward
+/// rows per example), far past any useful accuracy (2,000 steps are this project's reference
+/// values); larger values are a typed error rather than an allocation that aborts the process.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// An `n`-point quadrature rule on [0, 1]: `∫₀¹ f(α) dα ≈ Σ_k w_k f(α_k)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuadratureRule {
@@ -117,8 +123,15 @@ impl QuadratureRule {
     /// formulas).
     ///
     /// # Errors
-    /// [`InfluenceError::TooFewSteps`] when `n_steps < method.min_steps()`.
+    /// [`InfluenceError::TooFewSteps`] when `n_steps < method.min_steps()`,
+    /// [`InfluenceError::TooManySteps`] above [`MAX_STEPS`].
     pub fn new(method: Method, n_steps: usize) -> Result<Self, InfluenceError> {
+        if n_steps > MAX_STEPS {
+            return Err(InfluenceError::TooManySteps {
+                max: MAX_STEPS,
+                n_steps,
+            });
+        }
         if n_steps < method.min_steps() {
             return Err(InfluenceError::TooFewSteps {
                 method: method.name(),

@@ -129,6 +129,14 @@ impl Case {
     }
 }
 
+/// The layer list of a one-case file's model (`None` for a suite case).
+pub fn model_layers(case: &Case) -> Option<Vec<NamedLayer>> {
+    match case {
+        Case::Sequential(c) => Some(c.model.layers.clone()),
+        Case::Suite(..) => None,
+    }
+}
+
 /// Tolerance of the Captum suite cases (`golden/README.md`).
 pub const SUITE_TOLERANCE: f64 = 1e-4;
 
@@ -369,13 +377,29 @@ fn run_suite<B: AutodiffBackend>(
 }
 
 /// Runs every case on backend `B`; prints `golden: N passed, M failed (BACKEND)` and one
-/// line per failing case with its largest error. Returns the outcomes.
+/// line per failing case with its largest error (and, with `INFLUENCE_GOLDEN_TIMES` set,
+/// each case's time). Returns the outcomes.
 pub fn run_all<B: AutodiffBackend>(
     cases: &[Case],
     device: &B::Device,
     backend: &str,
 ) -> Vec<Outcome> {
-    let outcomes: Vec<Outcome> = cases.iter().map(|c| run_case::<B>(c, device)).collect();
+    let times = std::env::var_os("INFLUENCE_GOLDEN_TIMES").is_some();
+    let outcomes: Vec<Outcome> = cases
+        .iter()
+        .map(|c| {
+            let start = std::time::Instant::now();
+            let outcome = run_case::<B>(c, device);
+            if times {
+                println!(
+                    "  {backend} {:.2}s {}",
+                    start.elapsed().as_secs_f64(),
+                    c.name()
+                );
+            }
+            outcome
+        })
+        .collect();
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
     println!(
         "golden: {} passed, {} failed ({backend})",

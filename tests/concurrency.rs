@@ -1,0 +1,63 @@
+//! One `InternalInfluence` shared by several threads, each attributing its own batch, gives
+//! the same numbers as sequential calls.
+
+use burn::tensor::{Distribution, Tensor};
+use burn_influence::InternalInfluence;
+use influence_testkit::golden::load_file;
+use influence_testkit::sequential::{Act, Sequential};
+mod common;
+use common::{Backend, device};
+
+type B = Backend;
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn attributions_are_send_and_sync_on_every_backend() {
+    #[cfg(feature = "ndarray")]
+    assert_send_sync::<InternalInfluence<burn_influence::ndarray::Backend, Sequential<_>>>();
+    #[cfg(feature = "flex")]
+    assert_send_sync::<InternalInfluence<burn_influence::flex::Backend, Sequential<_>>>();
+    #[cfg(feature = "wgpu")]
+    assert_send_sync::<InternalInfluence<burn_influence::wgpu::Backend, Sequential<_>>>();
+    #[cfg(feature = "cuda")]
+    assert_send_sync::<InternalInfluence<burn_influence::cuda::Backend, Sequential<_>>>();
+}
+
+#[test]
+fn threads_sharing_one_attribution_match_sequential_calls() {
+    // A CNN of the golden cases: conv, BatchNorm, ReLU, Dropout, max-pool, linear.
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden/internal_influence_train_mode/t019_cnn_bn_dropout_conv1_gausslegendre_64.json");
+    let layers = influence_testkit::golden::model_layers(&load_file(&case).unwrap()[0]).unwrap();
+    let model = Sequential::<B>::from_specs(&layers, &device());
+    let ii = InternalInfluence::new(&model, "conv1").unwrap();
+    let batches: Vec<Tensor<B, 4>> = (0..6)
+        .map(|_| Tensor::random([3, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device()))
+        .collect();
+    let attribute = |x: &Tensor<B, 4>| {
+        ii.attribute(Act::D4(x.clone()))
+            .target(vec![0, 1, 1])
+            .n_steps(16)
+            .internal_batch_size(12)
+            .run()
+            .unwrap()
+            .to_vec()
+            .unwrap()
+    };
+    let sequential: Vec<Vec<f32>> = batches.iter().map(attribute).collect();
+    let parallel: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = batches
+            .iter()
+            .map(|x| s.spawn(move || attribute(x)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (a, b)) in sequential.iter().zip(&parallel).enumerate() {
+        assert!(a.iter().any(|v| *v != 0.0));
+        assert_eq!(
+            a, b,
+            "batch {i}: a thread gave other numbers than a sequential call"
+        );
+    }
+}
