@@ -244,27 +244,55 @@ fn check(
         Ok(_) => return Err(TestCaseError::fail(format!("{bad:?} was accepted"))),
         Err(e) => e,
     };
-    let expected = match (bad, &e) {
+    let expected = matches!(
+        (bad, &e),
         (Bad::FeatureShape { .. }, InfluenceError::Forward { .. })
-        | (Bad::EmptyBatch, InfluenceError::EmptyBatch { .. })
-        | (Bad::BatchMismatch { .. }, InfluenceError::BatchMismatch { .. })
-        | (Bad::BaselineCount { .. }, InfluenceError::BaselineCount { .. })
-        | (Bad::BaselineShape { .. }, InfluenceError::BaselineShape { .. })
-        | (Bad::NonFinite { .. }, InfluenceError::NonFinite { .. })
-        | (Bad::Steps { .. }, InfluenceError::TooFewSteps { .. })
-        | (Bad::Steps { .. }, InfluenceError::TooManySteps { .. })
-        | (Bad::ZeroChunk { .. }, InfluenceError::ZeroInternalBatchSize)
-        | (Bad::TargetRange { .. }, InfluenceError::TargetOutOfRange { .. })
-        | (Bad::TargetArity { .. }, InfluenceError::TargetArity { .. })
-        | (Bad::TargetCount { .. }, InfluenceError::TargetCount { .. })
-        | (Bad::TargetTensor { .. }, InfluenceError::TargetNegative { .. })
-        | (Bad::TargetTensor { .. }, InfluenceError::TargetTensorShape { .. })
-        | (Bad::TargetMissing { .. }, InfluenceError::TargetMissing { .. })
-        | (Bad::MissingArgs { .. }, InfluenceError::MissingForwardArgs)
-        | (Bad::ArgBatch { .. }, InfluenceError::Forward { .. })
-        | (Bad::UnknownLayer { .. }, InfluenceError::UnknownLayer { .. }) => true,
-        _ => false,
-    };
+            | (
+                Bad::FeatureShape { features: 0, .. },
+                InfluenceError::NoFeatures { .. }
+            )
+            | (Bad::EmptyBatch, InfluenceError::EmptyBatch { .. })
+            | (
+                Bad::BatchMismatch { .. },
+                InfluenceError::BatchMismatch { .. }
+            )
+            | (
+                Bad::BaselineCount { .. },
+                InfluenceError::BaselineCount { .. }
+            )
+            | (
+                Bad::BaselineShape { .. },
+                InfluenceError::BaselineShape { .. }
+            )
+            | (Bad::NonFinite { .. }, InfluenceError::NonFinite { .. })
+            | (Bad::Steps { .. }, InfluenceError::TooFewSteps { .. })
+            | (Bad::Steps { .. }, InfluenceError::TooManySteps { .. })
+            | (Bad::ZeroChunk { .. }, InfluenceError::ZeroInternalBatchSize)
+            | (
+                Bad::TargetRange { .. },
+                InfluenceError::TargetOutOfRange { .. }
+            )
+            | (Bad::TargetArity { .. }, InfluenceError::TargetArity { .. })
+            | (Bad::TargetCount { .. }, InfluenceError::TargetCount { .. })
+            | (
+                Bad::TargetTensor { .. },
+                InfluenceError::TargetNegative { .. }
+            )
+            | (
+                Bad::TargetTensor { .. },
+                InfluenceError::TargetTensorShape { .. }
+            )
+            | (
+                Bad::TargetMissing { .. },
+                InfluenceError::TargetMissing { .. }
+            )
+            | (Bad::MissingArgs { .. }, InfluenceError::MissingForwardArgs)
+            | (Bad::ArgBatch { .. }, InfluenceError::Forward { .. })
+            | (
+                Bad::UnknownLayer { .. },
+                InfluenceError::UnknownLayer { .. }
+            )
+    );
     prop_assert!(expected, "{bad:?} gave {e:?}");
     prop_assert!(!e.to_string().is_empty());
     Ok(())

@@ -1,171 +1,29 @@
-//! Precision on generated LayerNorm/softmax/GELU models (the `mlp_ln_softmax` kind of the
-//! golden files, where careless float32 kernels show first): every compiled backend, in
-//! float32, against the same attribution in float64 (Burn's ndarray backend with `f64`
-//! elements and exact arithmetic), within 2e-6 of the attribution's scale.
+//! Precision of flex and wgpu on generated LayerNorm/softmax/GELU models, against float64 on
+//! Burn's ndarray backend (see `common/precision.rs`).
 
-use burn::tensor::backend::AutodiffBackend;
-use burn_influence::{Attribution, InternalInfluence, Method, Target};
-use influence_testkit::sequential::{Act, Data, LayerSpec, NamedLayer, Sequential};
-use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use burn::tensor::DType;
+#[path = "common/precision.rs"]
+mod precision;
 
 type F64 = burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>;
 
-/// `fc1 (d→h) → act → ln → head (h→k) → softmax`, PyTorch layouts.
-#[derive(Debug, Clone)]
-struct Case {
-    d: usize,
-    h: usize,
-    k: usize,
-    act: LayerSpec,
-    w1: Vec<f64>,
-    w2: Vec<f64>,
-    gamma: Vec<f64>,
-    beta: Vec<f64>,
-    x: Vec<f64>,
-    batch: usize,
-    target: Vec<usize>,
-    layer: &'static str,
-    method: Method,
-    n_steps: usize,
-}
-
-fn data(shape: Vec<usize>, data: Vec<f64>) -> Data {
-    Data { shape, data }
-}
-
-impl Case {
-    fn layers(&self) -> Vec<NamedLayer> {
-        let named = |name: &str, spec| NamedLayer {
-            name: name.into(),
-            spec,
-        };
-        vec![
-            named(
-                "fc1",
-                LayerSpec::Linear {
-                    in_features: self.d,
-                    out_features: self.h,
-                    weight: data(vec![self.h, self.d], self.w1.clone()),
-                    bias: Some(data(vec![self.h], vec![0.1; self.h])),
-                },
-            ),
-            named("act1", self.act.clone()),
-            named(
-                "ln",
-                LayerSpec::LayerNorm {
-                    normalized_shape: vec![self.h],
-                    eps: 1e-5,
-                    weight: data(vec![self.h], self.gamma.clone()),
-                    bias: data(vec![self.h], self.beta.clone()),
-                },
-            ),
-            named(
-                "head",
-                LayerSpec::Linear {
-                    in_features: self.h,
-                    out_features: self.k,
-                    weight: data(vec![self.k, self.h], self.w2.clone()),
-                    bias: None,
-                },
-            ),
-            named("softmax", LayerSpec::Softmax { dim: 1 }),
-        ]
-    }
-
-    fn attribute<B: AutodiffBackend>(&self, device: &B::Device) -> Vec<f64> {
-        let model = Sequential::<B>::from_specs(&self.layers(), device);
-        let x = data(vec![self.batch, self.d], self.x.clone()).act::<B>(device);
-        let a: Attribution<B::InnerBackend> = InternalInfluence::new(&model, self.layer)
-            .unwrap()
-            .attribute(x)
-            .target(Target::PerExample(self.target.clone()))
-            .method(self.method)
-            .n_steps(self.n_steps)
-            .run()
-            .unwrap();
-        a.single()
-            .unwrap()
-            .clone()
-            .into_data()
-            .unwrap()
-            .convert::<f64>()
-            .to_vec::<f64>()
-            .unwrap()
-    }
-}
-
-fn case() -> impl Strategy<Value = Case> {
-    (2usize..6, 3usize..9, 2usize..5, 1usize..4).prop_flat_map(|(d, h, k, batch)| {
-        let v = |n, r: f64| prop::collection::vec(-r..r, n);
-        (
-            prop::sample::select(vec![LayerSpec::Gelu, LayerSpec::Tanh, LayerSpec::Relu]),
-            v(h * d, 1.5),
-            v(k * h, 1.5),
-            v(h, 1.0),
-            v(h, 0.5),
-            v(batch * d, 2.0),
-            prop::collection::vec(0..k, batch),
-            prop::sample::select(vec!["fc1", "act1", "ln", "head"]),
-            prop::sample::select(Method::ALL.to_vec()),
-            2usize..60,
-        )
-            .prop_map(
-                move |(act, w1, w2, gamma, beta, x, target, layer, method, n_steps)| Case {
-                    d,
-                    h,
-                    k,
-                    act,
-                    w1,
-                    w2,
-                    gamma: gamma.into_iter().map(|g| 1.0 + g).collect(),
-                    beta,
-                    x,
-                    batch,
-                    target,
-                    layer,
-                    method,
-                    n_steps,
-                },
-            )
-    })
-}
-
-fn check<B: AutodiffBackend>(name: &str, device: &B::Device, cases: u32) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let mut worst: f64 = 0.0;
-    let result = runner.run(&case(), |c| {
-        let reference = c.attribute::<F64>(&Default::default());
-        let got = c.attribute::<B>(device);
-        let scale = reference.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-        let err = got
-            .iter()
-            .zip(&reference)
-            .fold(0f64, |m, (a, r)| m.max((a - r).abs()));
-        worst = worst.max(err / scale);
-        prop_assert!(
-            err <= 2e-6 * scale,
-            "{name}: largest error {err:.3e} (scale {scale:.3e}) on {c:?}"
-        );
-        Ok(())
-    });
-    println!(
-        "precision ({name}): {cases} generated models, largest error {worst:.2e} of the scale"
-    );
-    result.unwrap();
-}
-
 #[test]
 fn layer_norm_softmax_models_match_float64() {
+    let reference = burn_ndarray::NdArrayDevice::Cpu;
+    burn::tensor::set_default_dtypes::<F64>(&reference, DType::F64, DType::I64).unwrap();
     #[cfg(feature = "flex")]
-    check::<burn_influence::flex::Backend>("flex", &burn_influence::flex::device(), 48);
-    #[cfg(feature = "ndarray")]
-    check::<burn_influence::ndarray::Backend>("ndarray", &burn_influence::ndarray::device(), 48);
+    precision::check::<burn_influence::flex::Backend, F64>(
+        "flex",
+        &burn_influence::flex::device(),
+        &reference,
+        48,
+    );
     // A few on wgpu: every new shape compiles kernels, slow on a software adapter.
     #[cfg(feature = "wgpu")]
-    check::<burn_influence::wgpu::Backend>("wgpu", &burn_influence::wgpu::device(), 4);
+    precision::check::<burn_influence::wgpu::Backend, F64>(
+        "wgpu",
+        &burn_influence::wgpu::device(),
+        &reference,
+        6,
+    );
 }

@@ -96,19 +96,46 @@ impl<B: Backend> Deferred<B> {
     }
 }
 
-impl<B: AutodiffBackend, M: LayerProbe<B>> Call<B, M> {
-    /// Runs the validation forward, then every chunk's pass, handing each pass to
-    /// `per_pass` with its step range. Returns the checks to read.
+/// What a layer method does with the passes: a running result, one per thread, merged in
+/// the order of the steps.
+pub(crate) trait Accumulate<B: AutodiffBackend>: Send {
+    /// Adds the pass of the steps `chunk`.
+    fn add(&mut self, chunk: Range<usize>, pass: LayerGradients<B>);
+    /// Appends the result of the chunks that came after this one's.
+    fn merge(&mut self, later: Self);
+}
+
+/// The guard's reading of the first pass: its largest difference from the validation forward,
+/// and the validation forward's largest value, `[1]` each.
+type Guard<B> = (Tensor<B, 1>, Tensor<B, 1>);
+
+/// What one thread's run of chunks gives: its accumulator, and the guard's reading when it
+/// ran the first chunk.
+type GroupResult<A, B> = Result<(A, Option<Guard<B>>), InfluenceError>;
+
+impl<B, M> Call<B, M>
+where
+    B: AutodiffBackend,
+    M: LayerProbe<B> + Sync,
+    M::Inputs: Send + Sync,
+    M::Args: Sync,
+{
+    /// Runs the validation forward, then every chunk's pass, on `threads` threads: each takes
+    /// a contiguous run of chunks and adds its passes to its own accumulator (`new_acc`); the
+    /// accumulators are merged in the order of the steps, so the result depends on the
+    /// chunks, not on which thread ran them. Returns the merged accumulator and the checks to
+    /// read.
     ///
     /// # Errors
     /// [`InfluenceError::Forward`], [`InfluenceError::LayerNotReached`],
     /// [`InfluenceError::LayerReachedTwice`], [`InfluenceError::OutputBatch`] and the target
     /// errors, all before any autodiff graph is recorded.
-    pub(crate) fn run(
+    pub(crate) fn run<A: Accumulate<B>>(
         self,
         model: &M,
-        mut per_pass: impl FnMut(Range<usize>, LayerGradients<B>),
-    ) -> Result<Deferred<B::InnerBackend>, InfluenceError> {
+        threads: usize,
+        new_acc: impl Fn() -> A + Sync,
+    ) -> Result<(A, Deferred<B::InnerBackend>), InfluenceError> {
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
         let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
@@ -117,32 +144,80 @@ impl<B: AutodiffBackend, M: LayerProbe<B>> Call<B, M> {
 
         let n = self.alphas.len();
         let alphas = Tensor::<B, 1>::from_data(TensorData::new(self.alphas.clone(), [n]), &device);
-        let mut guard = None;
-        for chunk in self.chunks.iter().cloned() {
-            let steps = chunk.len();
-            let x = self
-                .path
-                .interpolate(self.inputs.clone(), alphas.clone().slice(chunk.clone()));
-            let args = self.args.expand(&Expansion::new(batch, steps));
-            let pass = layer_gradients(model, x, &args, &self.layers, &mut selector, steps)?;
-            if chunk.start == 0 {
-                // Rows 0..batch of the first pass are the inputs at alphas[0].
-                let first = pass.output.flat().clone().slice(0..batch);
-                guard = Some((
-                    (first - reference.clone()).abs().max(),
-                    reference.clone().abs().max(),
-                ));
+        let groups = split(&self.chunks, threads);
+        let run_group = |chunks: &[Range<usize>]| -> GroupResult<A, B::InnerBackend> {
+            let mut selector = selector.clone();
+            let mut acc = new_acc();
+            let mut guard = None;
+            for chunk in chunks.iter().cloned() {
+                let steps = chunk.len();
+                let x = self
+                    .path
+                    .interpolate(self.inputs.clone(), alphas.clone().slice(chunk.clone()));
+                let expansion = Expansion::new(batch, steps);
+                // The validation forward ran these inputs; a forward of another row count can
+                // still fail (an argument whose dim 0 happened to fit the validation's rows).
+                let pass = quietly(|| {
+                    let args = self.args.expand(&expansion);
+                    layer_gradients(model, x, &args, &self.layers, &mut selector, steps)
+                })
+                .map_err(|panic| {
+                    drain_orphaned_graphs::<B>(&device);
+                    InfluenceError::Forward {
+                        message: panic_message(panic),
+                        input_shapes: self.path.shapes(),
+                        arg_shapes: expansion.tensor_shapes(),
+                        batch,
+                    }
+                })??;
+                if chunk.start == 0 {
+                    // Rows 0..batch of the first pass are the inputs at alphas[0].
+                    let first = pass.output.flat().clone().slice(0..batch);
+                    guard = Some((
+                        (first - reference.clone()).abs().max(),
+                        reference.clone().abs().max(),
+                    ));
+                }
+                acc.add(chunk, pass);
             }
-            per_pass(chunk, pass);
+            Ok((acc, guard))
+        };
+        let results: Vec<_> = if groups.len() == 1 {
+            vec![run_group(&groups[0])]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = groups.iter().map(|g| s.spawn(|| run_group(g))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
+        };
+        let mut merged: Option<A> = None;
+        let mut guard = None;
+        for r in results {
+            let (acc, g) = r?;
+            guard = guard.or(g);
+            match merged.as_mut() {
+                Some(m) => m.merge(acc),
+                None => merged = Some(acc),
+            }
         }
+        let acc = merged.expect("at least one chunk");
         let (difference, scale) = guard.expect("the first chunk starts at step 0");
         let finite = self.path.finiteness().inner();
         let path_checks = finite.dims()[0];
-        Ok(Deferred {
-            values: Tensor::cat(vec![finite, difference, scale], 0),
-            path_checks,
-            labels: self.path.labels(),
-        })
+        Ok((
+            acc,
+            Deferred {
+                values: Tensor::cat(vec![finite, difference, scale], 0),
+                path_checks,
+                labels: self.path.labels(),
+            },
+        ))
     }
 
     /// The validation forward: the inputs at `alphas[0]` and at 1 (0 if `alphas[0]` is 1),
@@ -205,6 +280,35 @@ fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     let result = catch_unwind(AssertUnwindSafe(f));
     QUIET.with(|q| q.set(was));
     result
+}
+
+/// Frees what a forward that panicked half-way left in Burn's autodiff graph server.
+///
+/// Such a forward's recorded operations are orphans: no tensor refers to them any more, and no
+/// backward pass will consume them. Burn 0.21 prunes orphaned graphs after each backward pass,
+/// one layer of operations at a time, so a few hundred backward passes of a one-element tensor
+/// free a graph of that depth at once instead of leaving it to the next calls.
+fn drain_orphaned_graphs<B: AutodiffBackend>(device: &B::Device) {
+    for _ in 0..256 {
+        let _ = Tensor::<B, 1>::zeros([1], device)
+            .require_grad()
+            .sum()
+            .backward();
+    }
+}
+
+/// `chunks` in at most `threads` contiguous runs of near-equal length, in order.
+fn split(chunks: &[Range<usize>], threads: usize) -> Vec<Vec<Range<usize>>> {
+    let parts = threads.clamp(1, chunks.len().max(1));
+    let (per, extra) = (chunks.len() / parts, chunks.len() % parts);
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    for i in 0..parts {
+        let len = per + usize::from(i < extra);
+        out.push(chunks[start..start + len].to_vec());
+        start += len;
+    }
+    out
 }
 
 fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {

@@ -24,6 +24,17 @@ pub enum InfluenceError {
         shape: Vec<usize>,
     },
 
+    /// An input has no values per example (a dim after the batch is 0).
+    #[error(
+        "inputs: input {input} has shape {shape:?}: no values per example (a dim after the batch is 0)"
+    )]
+    NoFeatures {
+        /// Index of the input.
+        input: usize,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+
     /// The inputs of a multi-input model disagree on the batch size.
     #[error(
         "inputs: input {input} has batch size {got} (shape {shape:?}) but input 0 has batch size {expected}; dim 0 is the batch in every input"

@@ -20,7 +20,8 @@ use crate::{Eval, ForwardArgs, LayerProbe, TensorGroup, ToEval};
 /// Implemented for every such model: a `#[derive(Module)]` struct generic over
 /// `B: Backend`, with `impl<B: Backend> LayerProbe<B> for MyModel<B>` whose `Inputs` and
 /// `Args` are tensors (or tuples, vectors, options of them) or types implementing
-/// [`ToEval`]. You do not implement it yourself; in generic code, bound a model by it:
+/// [`ToEval`]. The model, its inputs and arguments are shared by the threads of a call, so
+/// they are `Sync` (Burn's modules and tensors are). You do not implement it yourself; in generic code, bound a model by it:
 ///
 /// ```ignore
 /// fn explain<B: AutodiffBackend, M: Explainable<B>>(model: &M, x: M::Inputs) { ... }
@@ -28,8 +29,8 @@ use crate::{Eval, ForwardArgs, LayerProbe, TensorGroup, ToEval};
 pub trait Explainable<B: AutodiffBackend>:
     LayerProbe<
         B,
-        Inputs: ToEval<B, Eval: TensorGroup<Eval<B>> + Clone>,
-        Args: ToEval<B, Eval: ForwardArgs<Eval<B>>>,
+        Inputs: ToEval<B, Eval: TensorGroup<Eval<B>> + Clone + Send + Sync>,
+        Args: ToEval<B, Eval: ForwardArgs<Eval<B>> + Sync>,
     > + AutodiffModule<B>
 {
     /// The same model on [`Eval<B>`]: the model type with `Eval<B>` for `B`.
@@ -37,7 +38,8 @@ pub trait Explainable<B: AutodiffBackend>:
             Eval<B>,
             Inputs = <Self::Inputs as ToEval<B>>::Eval,
             Args = <Self::Args as ToEval<B>>::Eval,
-        > + Module<Eval<B>>;
+        > + Module<Eval<B>>
+        + Sync;
 
     /// A copy of the model on [`Eval<B>`], its parameters not requiring gradients. See the
     /// [module docs](self).
@@ -49,15 +51,15 @@ where
     B: AutodiffBackend,
     M: LayerProbe<
             B,
-            Inputs: ToEval<B, Eval: TensorGroup<Eval<B>> + Clone>,
-            Args: ToEval<B, Eval: ForwardArgs<Eval<B>>>,
+            Inputs: ToEval<B, Eval: TensorGroup<Eval<B>> + Clone + Send + Sync>,
+            Args: ToEval<B, Eval: ForwardArgs<Eval<B>> + Sync>,
         > + AutodiffModule<B>,
     M::InnerModule: HasAutodiffModule<Eval<B>>,
     <M::InnerModule as HasAutodiffModule<Eval<B>>>::TrainModule: LayerProbe<
             Eval<B>,
             Inputs = <M::Inputs as ToEval<B>>::Eval,
             Args = <M::Args as ToEval<B>>::Eval,
-        >,
+        > + Sync,
 {
     type EvalModel = <M::InnerModule as HasAutodiffModule<Eval<B>>>::TrainModule;
 

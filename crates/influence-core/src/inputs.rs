@@ -38,7 +38,8 @@ impl<B: Backend> PathInputs<B> {
     /// Validates the inputs and their baselines (host-side shape checks only).
     ///
     /// # Errors
-    /// [`InfluenceError::EmptyBatch`], [`InfluenceError::BatchMismatch`],
+    /// [`InfluenceError::EmptyBatch`], [`InfluenceError::NoFeatures`],
+    /// [`InfluenceError::BatchMismatch`],
     /// [`InfluenceError::BaselineCount`], [`InfluenceError::BaselineShape`], and
     /// [`InfluenceError::NonFinite`] for a non-finite scalar baseline.
     pub(crate) fn new(
@@ -49,6 +50,12 @@ impl<B: Backend> PathInputs<B> {
         for (i, x) in inputs.iter().enumerate() {
             if x.batch() == 0 {
                 return Err(InfluenceError::EmptyBatch {
+                    input: i,
+                    shape: x.shape().to_vec(),
+                });
+            }
+            if x.features() == 0 {
+                return Err(InfluenceError::NoFeatures {
                     input: i,
                     shape: x.shape().to_vec(),
                 });

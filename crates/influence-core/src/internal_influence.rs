@@ -14,17 +14,18 @@
 //! multiplication by a difference of activations.)
 
 use core::marker::PhantomData;
+use core::ops::Range;
 
 use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::chunking::step_chunks;
-use crate::engine::{Call, Deferred};
+use crate::engine::{Accumulate, Call, Deferred};
 use crate::inputs::PathInputs;
 use crate::tensor_group::collect;
 use crate::{
-    AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError, LayerProbe,
-    LayerSide, Method, Target, ToEval,
+    AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError,
+    LayerGradients, LayerProbe, LayerSide, Method, Target, ToEval,
 };
 
 /// The settings of an Internal Influence attribution, with Captum's names and defaults.
@@ -44,6 +45,12 @@ pub struct InternalInfluenceConfig {
     /// `attribute_to_layer_input`).
     #[config(default = false)]
     pub attribute_to_layer_input: bool,
+    /// Threads that run the passes, each on its own run of quadrature steps (not in Captum).
+    /// `None` chooses: the machine's cores on a CPU backend (flex, ndarray, candle), one on
+    /// a GPU, and never more than `n_steps`. With `internal_batch_size`, the threads share it:
+    /// peak memory still follows it.
+    #[config(default = "None")]
+    pub threads: Option<usize>,
 }
 
 /// Internal Influence of one layer of a model. See the [module docs](self).
@@ -217,7 +224,15 @@ where
         self
     }
 
-    /// Replaces all four settings at once.
+    /// Threads for the passes (default: the machine's cores on a CPU backend, one on a GPU);
+    /// see [`InternalInfluenceConfig::threads`]. `threads(1)` runs everything on the calling
+    /// thread.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.config.threads = Some(threads);
+        self
+    }
+
+    /// Replaces all the settings at once.
     pub fn config(mut self, config: InternalInfluenceConfig) -> Self {
         self.config = config;
         self
@@ -267,15 +282,19 @@ where
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         let path = PathInputs::new(collect(&inputs), &self.baselines.to_eval())?;
         let batch = path.batch();
-        let chunks = step_chunks(config.n_steps, batch, config.internal_batch_size)?;
         target.check_count(batch)?;
+        let device = collect(&inputs)[0].flat().device();
+        let threads = config
+            .threads
+            .unwrap_or_else(|| default_threads::<B>(&device))
+            .clamp(1, config.n_steps);
+        let chunks = parallel_chunks(config.n_steps, batch, config.internal_batch_size, threads)?;
         let args: EvalArgs<B, M> = match self.args {
             Some(args) => args.to_eval(),
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
         };
         let side = LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input);
         let layer = self.ii.layer.clone();
-        let device = collect(&inputs)[0].flat().device();
         let n = rule.alphas().len();
         let weights = Tensor::<B::InnerBackend, 1>::from_data(
             TensorData::new(rule.weights().to_vec(), [n]),
@@ -290,36 +309,102 @@ where
             alphas: rule.alphas().to_vec(),
             chunks,
         };
-        let mut sums: Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)> = Vec::new();
-        let checks = call.run(&self.ii.model, |chunk, pass| {
-            let steps = chunk.len();
-            let w = weights.clone().slice(chunk).reshape([1, steps]);
-            let lg = pass.layers.into_iter().next().expect("one watched layer");
-            for (k, g) in lg.gradients.into_iter().enumerate() {
-                let mut shape = g.shape().to_vec();
-                shape[0] = batch;
-                let per_example = g.features();
-                // [1, steps] x [steps, batch * features]: the weighted sum over the steps.
-                let part = w
-                    .clone()
-                    .matmul(g.into_flat().reshape([steps, batch * per_example]))
-                    .reshape([batch, per_example]);
-                match sums.get_mut(k) {
-                    Some((sum, _)) => *sum = sum.clone() + part,
-                    None => sums.push((part, shape)),
-                }
-            }
-        })?;
+        let new_sums = || WeightedSums {
+            weights: weights.clone(),
+            batch,
+            sums: Vec::new(),
+        };
+        let (sums, checks) = call.run(&self.ii.model, threads, new_sums)?;
         let attribution = Attribution {
             layer,
             side,
             tensors: sums
+                .sums
                 .into_iter()
                 .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
                 .collect(),
         };
         Ok((attribution, checks))
     }
+}
+
+/// Internal Influence's running result: per layer tensor, `Σ_k w_k ∂F/∂h(α_k)` over the
+/// steps seen, `[batch, features]`, and the tensor's full shape.
+struct WeightedSums<B: Backend> {
+    weights: Tensor<B, 1>,
+    batch: usize,
+    sums: Vec<(Tensor<B, 2>, Vec<usize>)>,
+}
+
+impl<B: AutodiffBackend> Accumulate<B> for WeightedSums<B::InnerBackend> {
+    fn add(&mut self, chunk: Range<usize>, pass: LayerGradients<B>) {
+        let (steps, batch) = (chunk.len(), self.batch);
+        let w = self.weights.clone().slice(chunk).reshape([1, steps]);
+        let lg = pass.layers.into_iter().next().expect("one watched layer");
+        for (k, g) in lg.gradients.into_iter().enumerate() {
+            let mut shape = g.shape().to_vec();
+            shape[0] = batch;
+            let per_example = g.features();
+            // [1, steps] x [steps, batch * features]: the weighted sum over the steps.
+            let part = w
+                .clone()
+                .matmul(g.into_flat().reshape([steps, batch * per_example]))
+                .reshape([batch, per_example]);
+            match self.sums.get_mut(k) {
+                Some((sum, _)) => *sum = sum.clone() + part,
+                None => self.sums.push((part, shape)),
+            }
+        }
+    }
+
+    fn merge(&mut self, later: Self) {
+        for (k, (part, shape)) in later.sums.into_iter().enumerate() {
+            match self.sums.get_mut(k) {
+                Some((sum, _)) => *sum = sum.clone() + part,
+                None => self.sums.push((part, shape)),
+            }
+        }
+    }
+}
+
+/// The threads a call uses when the caller does not say: the machine's cores on Burn's CPU
+/// backends (recognised by name: flex, ndarray, candle), one elsewhere (a GPU runs one pass
+/// at a time best).
+fn default_threads<B: Backend>(device: &B::Device) -> usize {
+    let name = B::name(device);
+    let cpu = ["flex", "ndarray", "candle"]
+        .iter()
+        .any(|b| name.contains(b));
+    if cpu {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    }
+}
+
+/// The chunks of a call run on `threads` threads: `internal_batch_size` shared between them
+/// (each thread's passes have at most `internal_batch_size / threads` rows, so the rows alive
+/// at once still follow it), and at least one chunk per thread.
+fn parallel_chunks(
+    n_steps: usize,
+    batch: usize,
+    internal_batch_size: Option<usize>,
+    threads: usize,
+) -> Result<Vec<Range<usize>>, InfluenceError> {
+    let per_thread = match internal_batch_size {
+        Some(0) => return Err(InfluenceError::ZeroInternalBatchSize),
+        Some(m) => Some((m / threads).max(1)),
+        None => None,
+    };
+    let chunks = step_chunks(n_steps, batch, per_thread)?;
+    if chunks.len() >= threads {
+        return Ok(chunks);
+    }
+    let per_chunk = n_steps.div_ceil(threads);
+    Ok((0..n_steps)
+        .step_by(per_chunk)
+        .map(|start| start..(start + per_chunk).min(n_steps))
+        .collect())
 }
 
 /// The inputs of `M`'s copy on [`Eval<B>`].

@@ -237,6 +237,7 @@ fn per_example_from(data: TensorData) -> Result<Target, InfluenceError> {
 
 /// Picks and sums the explained values of a step-major forward output, resolving the target
 /// against the output's shape on the first forward and reusing the uploaded indices after.
+#[derive(Debug, Clone)]
 pub struct TargetSelector<B: Backend> {
     target: Target,
     batch: usize,
