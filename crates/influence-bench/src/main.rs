@@ -42,6 +42,10 @@ struct Args {
     /// Rows (examples × steps) per forward/backward pass; default all steps in one pass.
     #[arg(long)]
     internal_batch_size: Option<usize>,
+    /// Threads per call (`threads`); default the library's choice (the cores on a CPU
+    /// backend, one on a GPU).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Turn one optimisation off, to measure what it is worth: `step-per-pass` runs one
     /// quadrature step per forward/backward pass (`internal_batch_size` = batch) instead of
     /// all steps in one. Sequential workloads only.
@@ -112,10 +116,14 @@ fn run_call<B: AutodiffBackend, M: Explainable<B>>(
     call: AttributeCall<'_, B, M>,
     n_steps: usize,
     internal_batch_size: Option<usize>,
+    threads: Option<usize>,
 ) {
     let mut call = call.n_steps(n_steps).method(Method::GaussLegendre);
     if let Some(m) = internal_batch_size {
         call = call.internal_batch_size(m);
+    }
+    if let Some(t) = threads {
+        call = call.threads(t);
     }
     let values = call.run().expect("attribution").into_tensors()[0]
         .to_vec()
@@ -142,7 +150,7 @@ fn time_one<B: AutodiffBackend>(
             let targets = Target::PerExample(net.targets());
             let (times, peak) = time_calls(args.repeats, || {
                 let call = ii.attribute(input.clone()).target(targets.clone());
-                run_call(call, args.n_steps, internal_batch_size);
+                run_call(call, args.n_steps, internal_batch_size, args.threads);
             });
             (times, peak, net.flops(w.layer, args.n_steps))
         }
@@ -164,7 +172,7 @@ fn time_one<B: AutodiffBackend>(
                 let call = ii
                     .attribute(words.clone())
                     .additional_forward_args(batch.mask.clone());
-                run_call(call, args.n_steps, args.internal_batch_size);
+                run_call(call, args.n_steps, args.internal_batch_size, args.threads);
             });
             (times, peak, workloads::minilm_flops(seq, args.n_steps))
         }
@@ -273,10 +281,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!(
-        "# n_steps {}, internal_batch_size {}, {} repeats, ablation {:?}; seconds per attribute call",
+        "# n_steps {}, internal_batch_size {}, threads {}, {} repeats, ablation {:?}; seconds per attribute call",
         args.n_steps,
         args.internal_batch_size
             .map_or("none".to_string(), |m| m.to_string()),
+        args.threads.map_or("auto".to_string(), |t| t.to_string()),
         args.repeats,
         args.ablation
     );
@@ -317,6 +326,7 @@ fn main() -> ExitCode {
                     "min_s": t.min, "max_s": t.max, "peak_mib": t.peak_mib,
                     "gflop": t.gflop, "gemm_gflops": t.gemm_gflops, "floor_s": t.floor_s,
                     "n_steps": args.n_steps, "internal_batch_size": args.internal_batch_size,
+                    "threads": args.threads,
                     "ablation": format!("{:?}", args.ablation),
                 })
             })

@@ -194,7 +194,7 @@ where
 
     /// The forward's non-attributed arguments (Captum's `additional_forward_args`). A
     /// tensor whose dim 0 is the batch is repeated once per quadrature step; anything else
-    /// is passed unchanged (see [`ForwardArgs`](crate::ForwardArgs)).
+    /// is passed unchanged (see [`ForwardArgs`]).
     pub fn additional_forward_args(mut self, args: M::Args) -> Self {
         self.args = Some(args);
         self

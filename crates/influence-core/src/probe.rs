@@ -203,7 +203,7 @@ impl<B: Backend> Probe<B> {
 
     /// A probe that records the full name of every layer the forward reaches
     /// ([`Probe::layer`] and [`Probe::point`]), in order, and changes nothing: compare it
-    /// with [`LayerProbe::layer_names`] (see [`check_layer_names`](crate::check_layer_names)).
+    /// with [`LayerProbe::layer_names`] (see [`check_layer_names`]).
     pub fn recording() -> Self {
         Self::with_mode(Vec::<(String, LayerSide)>::new(), Mode::Record(Vec::new()))
     }
