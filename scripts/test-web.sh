@@ -21,7 +21,10 @@ step() { echo "test-web.sh: [$(( $(date +%s) - t0 ))s] $*"; }
 bash scripts/build-web.sh
 
 step "native reference (flex)"
-cargo build -q --workspace --features ndarray,flex,wgpu,cuda --bin native-reference
+# With every target, as `cargo test` (scripts/test.sh) builds them: the same feature
+# resolution (dev-dependencies included), so the Burn crates it built are reused. A
+# `--bin`-only build resolves features without dev-dependencies and rebuilt them (~10 min).
+cargo build -q --workspace --all-targets --features ndarray,flex,wgpu,cuda
 native=$(mktemp)
 server=""
 trap '[ -z "$server" ] || kill $server 2>/dev/null; rm -f "$native"' EXIT
