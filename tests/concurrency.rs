@@ -61,3 +61,43 @@ fn threads_sharing_one_attribution_match_sequential_calls() {
         );
     }
 }
+
+#[test]
+fn thread_counts_agree_and_each_is_deterministic() {
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden/internal_influence_train_mode/t019_cnn_bn_dropout_conv1_gausslegendre_64.json");
+    let layers = influence_testkit::golden::model_layers(&load_file(&case).unwrap()[0]).unwrap();
+    let model = Sequential::<B>::from_specs(&layers, &device());
+    let ii = InternalInfluence::new(&model, "conv1").unwrap();
+    let x = Tensor::<B, 4>::random([3, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device());
+    let attribute = |threads: usize, chunk: Option<usize>| {
+        let mut call = ii
+            .attribute(Act::D4(x.clone()))
+            .target(vec![0, 1, 1])
+            .n_steps(20)
+            .threads(threads);
+        if let Some(m) = chunk {
+            call = call.internal_batch_size(m);
+        }
+        call.run().unwrap().to_vec().unwrap()
+    };
+    for chunk in [None, Some(12)] {
+        let one = attribute(1, chunk);
+        let scale = one.iter().fold(0f32, |a, v| a.max(v.abs()));
+        assert!(scale > 0.0);
+        for threads in [2, 3] {
+            let many = attribute(threads, chunk);
+            // Another thread count sums the steps in other groups: equal within rounding.
+            let err = one
+                .iter()
+                .zip(&many)
+                .fold(0f32, |a, (u, v)| a.max((u - v).abs()));
+            assert!(
+                err <= 1e-5 * scale,
+                "threads {threads}, chunk {chunk:?}: {err} (scale {scale})"
+            );
+            // The same thread count: bit-identical.
+            assert_eq!(many, attribute(threads, chunk), "threads {threads}");
+        }
+    }
+}

@@ -227,7 +227,9 @@ pub enum InfluenceError {
     },
 
     /// An attribution with several tensors was asked for as a single tensor.
-    #[error("attribution: the layer gave {count} tensors; pick one with `tensors()` or `get(i)`")]
+    #[error(
+        "attribution: the layer gave {count} tensors; pick one with `tensors()[i]` or `into_tensors()`"
+    )]
     NotSingle {
         /// Number of tensors.
         count: usize,

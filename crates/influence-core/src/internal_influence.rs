@@ -37,8 +37,9 @@ pub struct InternalInfluenceConfig {
     /// Quadrature rule (Captum's `method`).
     #[config(default = "Method::GaussLegendre")]
     pub method: Method,
-    /// Largest number of rows (examples × steps) in one forward/backward pass (Captum's
-    /// `internal_batch_size`); `None` runs all steps in one pass.
+    /// Largest number of rows (examples × steps) alive in the forward/backward passes at
+    /// once (Captum's `internal_batch_size`), shared between the [`threads`](Self::threads);
+    /// `None` runs all steps at once (in one pass per thread).
     #[config(default = "None")]
     pub internal_batch_size: Option<usize>,
     /// Attribute to the layer's input instead of its output (Captum's
@@ -70,8 +71,8 @@ pub struct InternalInfluenceConfig {
 /// BatchNorm uses its running statistics, Dropout and GaussianNoise are the identity, on a
 /// copy of the model (see [`Explainable`]); the caller's model is never changed.
 ///
-/// `Send`; one instance can serve several threads, each with a [`Clone`] of it (the clone
-/// shares the parameters' memory); results do not depend on which thread computes them.
+/// `Send + Sync`: one instance can serve several threads at once, shared by reference
+/// (`tests/concurrency.rs`); results do not depend on which thread computes them.
 pub struct InternalInfluence<B: AutodiffBackend, M: Explainable<B>> {
     model: M::EvalModel,
     layer: String,
@@ -212,7 +213,8 @@ where
         self
     }
 
-    /// Largest number of rows (examples × steps) per forward/backward pass.
+    /// Largest number of rows (examples × steps) in the forward/backward passes at once,
+    /// all threads together; see [`InternalInfluenceConfig::internal_batch_size`].
     pub fn internal_batch_size(mut self, internal_batch_size: usize) -> Self {
         self.config.internal_batch_size = Some(internal_batch_size);
         self
@@ -226,7 +228,7 @@ where
 
     /// Threads for the passes (default: the machine's cores on a CPU backend, one on a GPU);
     /// see [`InternalInfluenceConfig::threads`]. `threads(1)` runs everything on the calling
-    /// thread.
+    /// thread; 0 is taken as 1, and more threads than `n_steps` as `n_steps`.
     pub fn threads(mut self, threads: usize) -> Self {
         self.config.threads = Some(threads);
         self
@@ -288,7 +290,8 @@ where
             .threads
             .unwrap_or_else(|| default_threads::<B>(&device))
             .clamp(1, config.n_steps);
-        let chunks = parallel_chunks(config.n_steps, batch, config.internal_batch_size, threads)?;
+        let (chunks, threads) =
+            parallel_chunks(config.n_steps, batch, config.internal_batch_size, threads)?;
         let args: EvalArgs<B, M> = match self.args {
             Some(args) => args.to_eval(),
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
@@ -382,32 +385,88 @@ fn default_threads<B: Backend>(device: &B::Device) -> usize {
     }
 }
 
-/// The chunks of a call run on `threads` threads: `internal_batch_size` shared between them
-/// (each thread's passes have at most `internal_batch_size / threads` rows, so the rows alive
-/// at once still follow it), and at least one chunk per thread.
+/// The chunks of a call, and the threads that run them. `internal_batch_size` is shared
+/// between the threads: each thread's passes have at most `internal_batch_size / threads`
+/// rows, and no more threads run than it has room for (one step, `batch` rows, each), so the
+/// rows alive at once stay within `max(internal_batch_size, batch)`, as on one thread. Each
+/// thread gets at least one chunk.
 fn parallel_chunks(
     n_steps: usize,
     batch: usize,
     internal_batch_size: Option<usize>,
     threads: usize,
-) -> Result<Vec<Range<usize>>, InfluenceError> {
-    let per_thread = match internal_batch_size {
+) -> Result<(Vec<Range<usize>>, usize), InfluenceError> {
+    let (per_thread, threads) = match internal_batch_size {
         Some(0) => return Err(InfluenceError::ZeroInternalBatchSize),
-        Some(m) => Some((m / threads).max(1)),
-        None => None,
+        Some(m) => match (m / batch.max(1)).clamp(1, threads) {
+            // The caller's own value, so that a too-small one is reported as given.
+            1 => (Some(m), 1),
+            t => (Some(m / t), t),
+        },
+        None => (None, threads),
     };
     let chunks = step_chunks(n_steps, batch, per_thread)?;
     if chunks.len() >= threads {
-        return Ok(chunks);
+        return Ok((chunks, threads));
     }
     let per_chunk = n_steps.div_ceil(threads);
-    Ok((0..n_steps)
+    let chunks = (0..n_steps)
         .step_by(per_chunk)
         .map(|start| start..(start + per_chunk).min(n_steps))
-        .collect())
+        .collect();
+    Ok((chunks, threads))
 }
 
 /// The inputs of `M`'s copy on [`Eval<B>`].
 type EvalInputs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Inputs;
 /// The additional forward arguments of `M`'s copy on [`Eval<B>`].
 type EvalArgs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Args;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows alive at once: the largest chunk (× batch) times the threads that run.
+    fn rows_alive(chunks: &[Range<usize>], threads: usize, batch: usize) -> usize {
+        let largest = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
+        largest * batch * threads.min(chunks.len())
+    }
+
+    #[test]
+    fn parallel_chunks_cover_the_steps_in_order() {
+        for (n, batch, m, threads) in [(50, 4, None, 2), (50, 4, Some(40), 2), (7, 3, Some(5), 4)] {
+            let (chunks, _) = parallel_chunks(n, batch, m, threads).unwrap();
+            let steps: Vec<usize> = chunks.iter().flat_map(|c| c.clone()).collect();
+            assert_eq!(steps, (0..n).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn threads_never_hold_more_rows_than_internal_batch_size() {
+        for threads in 1..=4 {
+            for batch in [1, 3, 8] {
+                for m in [1, 2, 5, 8, 9, 16, 24, 100] {
+                    let (chunks, t) = parallel_chunks(50, batch, Some(m), threads).unwrap();
+                    assert!((1..=threads).contains(&t));
+                    let alive = rows_alive(&chunks, t, batch);
+                    assert!(
+                        alive <= m.max(batch),
+                        "threads {threads}, batch {batch}, m {m}: {alive} rows alive"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_internal_batch_size_every_thread_gets_a_chunk() {
+        let (chunks, t) = parallel_chunks(50, 4, None, 2).unwrap();
+        assert_eq!((t, chunks), (2, vec![0..25, 25..50]));
+        let (chunks, t) = parallel_chunks(50, 4, Some(400), 2).unwrap();
+        assert_eq!((t, chunks), (2, vec![0..25, 25..50]));
+        assert!(matches!(
+            parallel_chunks(50, 4, Some(0), 2),
+            Err(InfluenceError::ZeroInternalBatchSize)
+        ));
+    }
+}
