@@ -5,9 +5,6 @@
 //!
 //! 10,000 cases by default (a minute or two in CI); `INFLUENCE_SOAK_CASES=N` runs N.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_influence::{Baseline, Baselines, InfluenceError, InternalInfluence, Method, Target};
 use influence_testkit::captum_models::{
@@ -17,36 +14,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 mod common;
 use common::{Backend, device};
+#[path = "common/heap.rs"]
+mod heap;
 
 type B = Backend;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: heap::Counting = heap::Counting;
 
 /// One bad call: what is wrong, with its generated numbers.
 #[derive(Debug, Clone)]
@@ -323,10 +297,10 @@ fn bad_input_gives_typed_errors_and_no_growth() {
         ..config.clone()
     });
     runner.run(&bad(), |b| check(&single, &multi, &b)).unwrap();
-    let start = LIVE.load(Ordering::Relaxed) as f64 / 1048576.0;
+    let start = heap::live_mib();
     let mut runner = TestRunner::new(config);
     runner.run(&bad(), |b| check(&single, &multi, &b)).unwrap();
-    let end = LIVE.load(Ordering::Relaxed) as f64 / 1048576.0;
+    let end = heap::live_mib();
     println!("{cases} bad calls: live heap {start:.2} MiB before, {end:.2} MiB after");
     assert!(
         end - start < 4.0,

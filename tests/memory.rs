@@ -2,11 +2,7 @@
 //! row), on a model with a branch after the explained layer that the target does not use; and
 //! peak memory follows `internal_batch_size`, not `n_steps`.
 //!
-//! A counting global allocator measures the bytes this process holds (live heap), which on
-//! the CPU backends includes every tensor buffer and every autodiff graph node.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! A counting global allocator (`common/heap.rs`) measures the bytes this process holds.
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -16,58 +12,12 @@ use burn::tensor::{Distribution, Tensor};
 use burn_influence::{AnyTensor, InfluenceError, InternalInfluence, LayerProbe, Probe};
 mod common;
 use common::{Backend, device};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size > layout.size() {
-                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + (new_size - layout.size());
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
+#[path = "common/heap.rs"]
+mod heap;
+use heap::{live_mib, peak_during};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-fn live_mib() -> f64 {
-    LIVE.load(Ordering::Relaxed) as f64 / MIB
-}
-
-/// Peak live heap during `f`, above what was live before it, in MiB.
-fn peak_during(f: impl FnOnce()) -> f64 {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    f();
-    (PEAK.load(Ordering::Relaxed) - base) as f64 / MIB
-}
+static GLOBAL: heap::Counting = heap::Counting;
 
 /// `Linear(64→128)`, the explained layer, then two heads: the output, and an auxiliary
 /// branch (an LSTM-style state, attention weights kept for inspection) that the forward
