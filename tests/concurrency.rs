@@ -24,14 +24,19 @@ fn attributions_are_send_and_sync_on_every_backend() {
     assert_send_sync::<InternalInfluence<burn_influence::cuda::Backend, Sequential<_>>>();
 }
 
-#[test]
-fn threads_sharing_one_attribution_match_sequential_calls() {
-    // A CNN of the golden cases: conv, BatchNorm, ReLU, Dropout, max-pool, linear.
+/// Internal Influence of `conv1` of a CNN of the golden cases: conv, BatchNorm, ReLU,
+/// Dropout, max-pool, linear.
+fn bn_dropout_cnn() -> InternalInfluence<B, Sequential<B>> {
     let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/golden/internal_influence_train_mode/t019_cnn_bn_dropout_conv1_gausslegendre_64.json");
     let layers = influence_testkit::golden::model_layers(&load_file(&case).unwrap()[0]).unwrap();
     let model = Sequential::<B>::from_specs(&layers, &device());
-    let ii = InternalInfluence::new(&model, "conv1").unwrap();
+    InternalInfluence::new(&model, "conv1").unwrap()
+}
+
+#[test]
+fn threads_sharing_one_attribution_match_sequential_calls() {
+    let ii = bn_dropout_cnn();
     let batches: Vec<Tensor<B, 4>> = (0..6)
         .map(|_| Tensor::random([3, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device()))
         .collect();
@@ -64,11 +69,7 @@ fn threads_sharing_one_attribution_match_sequential_calls() {
 
 #[test]
 fn thread_counts_agree_and_each_is_deterministic() {
-    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/golden/internal_influence_train_mode/t019_cnn_bn_dropout_conv1_gausslegendre_64.json");
-    let layers = influence_testkit::golden::model_layers(&load_file(&case).unwrap()[0]).unwrap();
-    let model = Sequential::<B>::from_specs(&layers, &device());
-    let ii = InternalInfluence::new(&model, "conv1").unwrap();
+    let ii = bn_dropout_cnn();
     let x = Tensor::<B, 4>::random([3, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device());
     let attribute = |threads: usize, chunk: Option<usize>| {
         let mut call = ii

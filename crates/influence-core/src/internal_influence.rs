@@ -353,19 +353,23 @@ impl<B: AutodiffBackend> Accumulate<B> for WeightedSums<B::InnerBackend> {
                 .clone()
                 .matmul(g.into_flat().reshape([steps, batch * per_example]))
                 .reshape([batch, per_example]);
-            match self.sums.get_mut(k) {
-                Some((sum, _)) => *sum = sum.clone() + part,
-                None => self.sums.push((part, shape)),
-            }
+            self.add_part(k, part, shape);
         }
     }
 
     fn merge(&mut self, later: Self) {
         for (k, (part, shape)) in later.sums.into_iter().enumerate() {
-            match self.sums.get_mut(k) {
-                Some((sum, _)) => *sum = sum.clone() + part,
-                None => self.sums.push((part, shape)),
-            }
+            self.add_part(k, part, shape);
+        }
+    }
+}
+
+impl<B: Backend> WeightedSums<B> {
+    /// Adds `part` to the sum of tensor `k` (the first part starts it).
+    fn add_part(&mut self, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
+        match self.sums.get_mut(k) {
+            Some((sum, _)) => *sum = sum.clone() + part,
+            None => self.sums.push((part, shape)),
         }
     }
 }
@@ -397,7 +401,7 @@ fn parallel_chunks(
     threads: usize,
 ) -> Result<(Vec<Range<usize>>, usize), InfluenceError> {
     let (per_thread, threads) = match internal_batch_size {
-        Some(0) => return Err(InfluenceError::ZeroInternalBatchSize),
+        // (`Some(0)` reaches `step_chunks` as given, which refuses it.)
         Some(m) => match (m / batch.max(1)).clamp(1, threads) {
             // The caller's own value, so that a too-small one is reported as given.
             1 => (Some(m), 1),
@@ -409,11 +413,8 @@ fn parallel_chunks(
     if chunks.len() >= threads {
         return Ok((chunks, threads));
     }
-    let per_chunk = n_steps.div_ceil(threads);
-    let chunks = (0..n_steps)
-        .step_by(per_chunk)
-        .map(|start| start..(start + per_chunk).min(n_steps))
-        .collect();
+    // Fewer chunks than threads: one run of near-equal length per thread instead.
+    let chunks = step_chunks(n_steps, 1, Some(n_steps.div_ceil(threads)))?;
     Ok((chunks, threads))
 }
 
