@@ -72,6 +72,23 @@ OVERRIDES = {
             -2 if P::EXACT_RECIP => Self::float_recip(B::float_mul(lhs.clone(), lhs)),
             _ => <B as FloatTensorOps<B>>::float_powi_scalar(lhs, rhs),
         }""",
+    # `P::FLAT_LINEAR`: a `Linear` over `[d0, .., dn, d_in]` runs as one matrix product over
+    # all `d0·..·dn` rows, as PyTorch's does, instead of Burn's default (the weight broadcast
+    # in a batched matmul: one small product per leading index, each packing the weight
+    # again). Autodiff records the two reshapes, so the backward is one product too.
+    "linear": """let dims = x.shape();
+        let rank = dims.num_dims();
+        let d_in = dims[rank - 1];
+        if P::FLAT_LINEAR && rank > 2 && d_in > 0 {
+            let rows = dims.num_elements() / d_in;
+            let flat = B::float_reshape(x, Shape::new([rows, d_in]));
+            let y = <B as ModuleOps<B>>::linear(flat, weight, bias);
+            let mut out: Vec<usize> = (0..rank).map(|i| dims[i]).collect();
+            out[rank - 1] = y.shape()[1];
+            B::float_reshape(y, Shape::from(out))
+        } else {
+            <B as ModuleOps<B>>::linear(x, weight, bias)
+        }""",
     "float_powf_scalar": """match value.try_as_integer() {
             Some(exp) if P::EXACT_RECIP => Self::float_powi_scalar(tensor, exp),
             _ => <B as FloatTensorOps<B>>::float_powf_scalar(tensor, value),

@@ -29,6 +29,12 @@ pub trait Policy: 'static {
     const AD_ENABLED: Option<bool>;
     /// Compute `recip` (and `powi` with exponent −1 or −2) as a division.
     const EXACT_RECIP: bool;
+    /// Run a `Linear` over a rank > 2 input as one matrix product over all its rows
+    /// (`[d0, .., dn, d_in]` viewed as `[d0·..·dn, d_in]`), as PyTorch does, instead of
+    /// Burn's default batched product with the weight broadcast (one small product per
+    /// leading index). Same values up to rounding; on the CPU backends several times faster
+    /// for a transformer's `[batch, seq, hidden]` activations.
+    const FLAT_LINEAR: bool;
     /// The decorator's name, as `Backend::name` shows it: `NAME<inner name>`.
     const NAME: &'static str;
 }
@@ -40,6 +46,7 @@ pub struct EvalMode;
 impl Policy for EvalMode {
     const AD_ENABLED: Option<bool> = Some(false);
     const EXACT_RECIP: bool = false;
+    const FLAT_LINEAR: bool = true;
     const NAME: &'static str = "eval";
 }
 
@@ -50,6 +57,7 @@ pub struct ExactRecip;
 impl Policy for ExactRecip {
     const AD_ENABLED: Option<bool> = None;
     const EXACT_RECIP: bool = true;
+    const FLAT_LINEAR: bool = false;
     const NAME: &'static str = "exact-recip";
 }
 

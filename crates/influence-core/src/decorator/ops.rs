@@ -1409,7 +1409,19 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::linear(x, weight, bias)
+        let dims = x.shape();
+        let rank = dims.num_dims();
+        let d_in = dims[rank - 1];
+        if P::FLAT_LINEAR && rank > 2 && d_in > 0 {
+            let rows = dims.num_elements() / d_in;
+            let flat = B::float_reshape(x, Shape::new([rows, d_in]));
+            let y = <B as ModuleOps<B>>::linear(flat, weight, bias);
+            let mut out: Vec<usize> = (0..rank).map(|i| dims[i]).collect();
+            out[rank - 1] = y.shape()[1];
+            B::float_reshape(y, Shape::from(out))
+        } else {
+            <B as ModuleOps<B>>::linear(x, weight, bias)
+        }
     }
 
     fn linear_x_backward(
