@@ -21,7 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
-use crate::gradient::{LayerGradients, check_hits, layer_gradients};
+use crate::gradient::{LayerGradients, check_hits, layer_gradients_probed};
 use crate::inputs::PathInputs;
 use crate::target::TargetSelector;
 use crate::tensor_group::collect;
@@ -36,6 +36,32 @@ const GUARD_RTOL: f64 = 1e-4;
 /// Absolute part of the guard's tolerance, for outputs near zero.
 const GUARD_ATOL: f64 = 1e-6;
 
+/// Where the path from the baseline to the input runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathSpace {
+    /// In input space: the model runs on `x' + α (x − x')` (Internal Influence, Layer
+    /// Conductance, and the one-point methods at α = 1).
+    Input,
+    /// In the watched layer's space: the model runs on `x`, and the layer's tensor is
+    /// replaced by `h(x') + α (h(x) − h(x'))` (Layer Integrated Gradients).
+    Layer,
+}
+
+/// The path's end points, evaluated by the validation forward (when the call asks for them).
+pub(crate) struct Endpoints<B: AutodiffBackend> {
+    /// Per watched layer, per tensor: `(h(x'), h(x))`, `[batch, features]` each.
+    pub layers: Vec<Vec<(Tensor<B, 2>, Tensor<B, 2>)>>,
+    /// The explained output at the baseline and at the input, `[batch]` each.
+    pub outputs: (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>),
+}
+
+impl<B: AutodiffBackend> Endpoints<B> {
+    /// `F_target(x) − F_target(x')`, `[batch]`.
+    pub fn output_difference(&self) -> Tensor<B::InnerBackend, 1> {
+        self.outputs.1.clone() - self.outputs.0.clone()
+    }
+}
+
 /// A call whose host-side arguments are validated, ready to run on the device.
 pub(crate) struct Call<B: AutodiffBackend, M: LayerProbe<B>> {
     /// The inputs as given: the template of the interpolated inputs.
@@ -46,8 +72,11 @@ pub(crate) struct Call<B: AutodiffBackend, M: LayerProbe<B>> {
     pub layers: Vec<(String, LayerSide)>,
     /// The quadrature points, in order.
     pub alphas: Vec<f64>,
-    /// Ranges of step indices, one forward/backward pass each.
+    /// Ranges of step indices, one forward/backward pass each (they may overlap).
     pub chunks: Vec<Range<usize>>,
+    pub space: PathSpace,
+    /// Evaluate the end points `x'` and `x` too (always done in [`PathSpace::Layer`]).
+    pub endpoints: bool,
 }
 
 /// The checks that need values from the device, computed there and read once.
@@ -60,6 +89,18 @@ pub(crate) struct Deferred<B: Backend> {
 }
 
 impl<B: Backend> Deferred<B> {
+    /// Only the finiteness checks of the inputs (a call without passes to guard).
+    pub(crate) fn finiteness<A: AutodiffBackend<InnerBackend = B>>(path: &PathInputs<A>) -> Self {
+        let finite = path.finiteness().inner();
+        let path_checks = finite.dims()[0];
+        let device = finite.device();
+        Self {
+            values: Tensor::cat(vec![finite, Tensor::zeros([2], &device)], 0),
+            path_checks,
+            labels: path.labels(),
+        }
+    }
+
     /// Reads the checks (a synchronous device read).
     pub(crate) fn check(self) -> Result<(), InfluenceError> {
         let data = self
@@ -130,17 +171,18 @@ where
     /// [`InfluenceError::Forward`], [`InfluenceError::LayerNotReached`],
     /// [`InfluenceError::LayerReachedTwice`], [`InfluenceError::OutputBatch`] and the target
     /// errors, all before any autodiff graph is recorded.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn run<A: Accumulate<B>>(
         self,
         model: &M,
         threads: usize,
         new_acc: impl Fn() -> A + Sync,
-    ) -> Result<(A, Deferred<B::InnerBackend>), InfluenceError> {
+    ) -> Result<(A, Deferred<B::InnerBackend>, Option<Endpoints<B>>), InfluenceError> {
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
         let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        let mut selector = TargetSelector::new(self.target.clone(), batch, max_steps.max(2));
-        let reference = self.validate(model, &mut selector, &device)?;
+        let mut selector = TargetSelector::new(self.target.clone(), batch, max_steps.max(3));
+        let (reference, endpoints, layer_guard) = self.validate(model, &mut selector, &device)?;
 
         let n = self.alphas.len();
         let alphas = Tensor::<B, 1>::from_data(TensorData::new(self.alphas.clone(), [n]), &device);
@@ -151,15 +193,24 @@ where
             let mut guard = None;
             for chunk in chunks.iter().cloned() {
                 let steps = chunk.len();
-                let x = self
-                    .path
-                    .interpolate(self.inputs.clone(), alphas.clone().slice(chunk.clone()));
+                let at = alphas.clone().slice(chunk.clone());
+                let (x, probe) = match (&self.space, &endpoints) {
+                    (PathSpace::Layer, Some(ends)) => {
+                        let ones = Tensor::<B, 1>::ones([steps], &device);
+                        let x = self.path.interpolate(self.inputs.clone(), ones);
+                        (x, Probe::replacing(self.layer_path(ends, at)))
+                    }
+                    _ => (
+                        self.path.interpolate(self.inputs.clone(), at),
+                        Probe::watching(self.layers.iter().cloned()),
+                    ),
+                };
                 let expansion = Expansion::new(batch, steps);
                 // The validation forward ran these inputs; a forward of another row count can
                 // still fail (an argument whose dim 0 happened to fit the validation's rows).
                 let pass = quietly(|| {
                     let args = self.args.expand(&expansion);
-                    layer_gradients(model, x, &args, &self.layers, &mut selector, steps)
+                    layer_gradients_probed(model, x, &args, probe, &mut selector, steps)
                 })
                 .map_err(|panic| {
                     drain_orphaned_graphs::<B>(&device);
@@ -170,7 +221,7 @@ where
                         batch,
                     }
                 })??;
-                if chunk.start == 0 {
+                if chunk.start == 0 && self.space == PathSpace::Input {
                     // Rows 0..batch of the first pass are the inputs at alphas[0].
                     let first = pass.output.flat().clone().slice(0..batch);
                     guard = Some((
@@ -207,7 +258,9 @@ where
             }
         }
         let acc = merged.expect("at least one chunk");
-        let (difference, scale) = guard.expect("the first chunk starts at step 0");
+        let (difference, scale) = guard
+            .or(layer_guard)
+            .expect("the first chunk starts at step 0");
         let finite = self.path.finiteness().inner();
         let path_checks = finite.dims()[0];
         Ok((
@@ -217,40 +270,142 @@ where
                 path_checks,
                 labels: self.path.labels(),
             },
+            endpoints,
         ))
     }
 
-    /// The validation forward: the inputs at `alphas[0]` and at 1 (0 if `alphas[0]` is 1),
-    /// untracked. Returns the output rows at `alphas[0]`, `[batch, values per example]`.
+    /// The replacements of the watched layers' tensors at the points `at` of the path in
+    /// layer space, `h(x') + α (h(x) − h(x'))`, rows `step * batch + example`.
+    #[allow(clippy::type_complexity)]
+    fn layer_path(
+        &self,
+        ends: &Endpoints<B>,
+        at: Tensor<B, 1>,
+    ) -> Vec<((String, LayerSide), Vec<AnyTensor<B>>)> {
+        let steps = at.dims()[0];
+        let a = at.reshape([steps, 1, 1]);
+        self.layers
+            .iter()
+            .cloned()
+            .zip(&ends.layers)
+            .map(|(layer, tensors)| {
+                let values = tensors
+                    .iter()
+                    .map(|(start, end)| {
+                        let [batch, features] = start.dims();
+                        let diff = (end.clone() - start.clone()).unsqueeze::<3>();
+                        let at = a.clone() * diff + start.clone().unsqueeze::<3>();
+                        let rows = steps * batch;
+                        AnyTensor::from_flat(at.reshape([rows, features]), vec![rows, features])
+                    })
+                    .collect();
+                (layer, values)
+            })
+            .collect()
+    }
+
+    /// The validation forward, untracked: the inputs at `alphas[0]` and at 1 (0 if
+    /// `alphas[0]` is 1), and at 0 as well when the end points are needed. Returns the output
+    /// rows at `alphas[0]`, `[batch, values per example]`; the end points when asked for; and,
+    /// for a path in layer space (whose passes do not run the inputs at `alphas[0]`), the
+    /// guard's reading from a second forward of the inputs alone.
+    #[allow(clippy::type_complexity)]
     fn validate(
         &self,
         model: &M,
         selector: &mut TargetSelector<B>,
         device: &B::Device,
-    ) -> Result<Tensor<B::InnerBackend, 2>, InfluenceError> {
+    ) -> Result<
+        (
+            Tensor<B::InnerBackend, 2>,
+            Option<Endpoints<B>>,
+            Option<Guard<B::InnerBackend>>,
+        ),
+        InfluenceError,
+    > {
         let batch = self.path.batch();
         let first = self.alphas[0];
-        let other = if first == 1.0 { 0.0 } else { 1.0 };
-        let points = Tensor::<B, 1>::from_data(TensorData::new(vec![first, other], [2]), device);
+        let endpoints = self.endpoints || self.space == PathSpace::Layer;
+        let points = if endpoints {
+            vec![first, 1.0, 0.0]
+        } else if first == 1.0 {
+            vec![first, 0.0]
+        } else {
+            vec![first, 1.0]
+        };
+        let (output, watches) = self.forward_at(model, &points, device)?;
+        check_hits(&watches)?;
+        let n = points.len();
+        selector.resolve(&output, n)?;
+        let inner_rows = |o: &AnyTensor<B>, rows: Range<usize>| {
+            let shape = o.shape().to_vec();
+            AnyTensor::from_flat(o.flat().clone().inner(), shape)
+                .into_flat()
+                .slice(rows)
+        };
+        let reference = inner_rows(&output, 0..batch);
+        if !endpoints {
+            return Ok((reference, None, None));
+        }
+        let selected = selector.select_rows(output.clone(), n)?.inner();
+        let ends = Endpoints {
+            layers: watches
+                .iter()
+                .map(|w| {
+                    w.leaves
+                        .iter()
+                        .map(|v| {
+                            let v = v.flat().clone();
+                            (
+                                v.clone().slice(2 * batch..3 * batch),
+                                v.slice(batch..2 * batch),
+                            )
+                        })
+                        .collect()
+                })
+                .collect(),
+            outputs: (
+                selected.clone().slice(2 * batch..3 * batch),
+                selected.slice(batch..2 * batch),
+            ),
+        };
+        let guard = if self.space == PathSpace::Layer {
+            // The same inputs in a forward of other rows must give the same outputs.
+            let (alone, _) = self.forward_at(model, &[1.0], device)?;
+            let at_one = inner_rows(&output, batch..2 * batch);
+            let alone = inner_rows(&alone, 0..batch);
+            Some(((alone - at_one.clone()).abs().max(), at_one.abs().max()))
+        } else {
+            None
+        };
+        Ok((reference, Some(ends), guard))
+    }
+
+    /// An untracked forward of the inputs at the points `points` of the path, capturing the
+    /// watched layers.
+    pub(crate) fn forward_at(
+        &self,
+        model: &M,
+        points: &[f64],
+        device: &B::Device,
+    ) -> Result<(AnyTensor<B>, Vec<crate::Watch<B>>), InfluenceError> {
+        let batch = self.path.batch();
+        let n = points.len();
+        let points = Tensor::<B, 1>::from_data(TensorData::new(points.to_vec(), [n]), device);
         let x = self.path.interpolate(self.inputs.clone(), points);
-        let expansion = Expansion::new(batch, 2);
+        let expansion = Expansion::new(batch, n);
         let forward = quietly(|| {
             let args = self.args.expand(&expansion);
-            let mut probe = Probe::observing(self.layers.iter().cloned());
+            let mut probe = Probe::capturing(self.layers.iter().cloned());
             let output = model.forward_probed(x, &args, &mut probe);
             (output, probe.into_watches())
         });
-        let (output, watches) = forward.map_err(|panic| InfluenceError::Forward {
+        forward.map_err(|panic| InfluenceError::Forward {
             message: panic_message(panic),
             input_shapes: self.path.shapes(),
             arg_shapes: expansion.tensor_shapes(),
             batch,
-        })?;
-        check_hits(&watches)?;
-        selector.resolve(&output, 2)?;
-        let shape = output.shape().to_vec();
-        let inner = AnyTensor::from_flat(output.into_flat().inner(), shape);
-        Ok(inner.into_flat().slice(0..batch))
+        })
     }
 }
 

@@ -301,6 +301,31 @@ pub enum InfluenceError {
         /// Listed by `layer_names()`, never reached by the forward.
         not_reached: Vec<String>,
     },
+
+    /// A layer's tensor changed its size between the forward that evaluated the layer at
+    /// the path's end points and a forward that replaces it (Layer Integrated Gradients): the
+    /// layer's size depends on more than the example.
+    #[error(
+        "layer `{layer}`: its tensor is {expected:?} in this forward but the replacement from the end points is {got:?}; Layer Integrated Gradients needs a layer whose size depends only on the example"
+    )]
+    ReplacementShape {
+        /// The layer.
+        layer: String,
+        /// The tensor's shape in the forward.
+        expected: Vec<usize>,
+        /// The replacement's `[rows, features]` shape.
+        got: Vec<usize>,
+    },
+
+    /// `return_convergence_delta` for a method that has none (Captum offers it on
+    /// `LayerConductance` and `LayerIntegratedGradients`).
+    #[error(
+        "return_convergence_delta: {method} has no convergence delta (Captum offers it for LayerConductance and LayerIntegratedGradients)"
+    )]
+    NoConvergenceDelta {
+        /// The method.
+        method: &'static str,
+    },
 }
 
 impl From<burn::tensor::DataError> for InfluenceError {

@@ -70,10 +70,40 @@ where
     B: AutodiffBackend,
     M: LayerProbe<B>,
 {
-    let mut probe = Probe::watching(layers.iter().cloned());
+    layer_gradients_probed(
+        model,
+        inputs,
+        args,
+        Probe::watching(layers.iter().cloned()),
+        selector,
+        steps,
+    )
+}
+
+/// [`layer_gradients`] with the probe given: one that [watches](Probe::watching) the layers,
+/// or one that [replaces](Probe::replacing) their tensors (the gradients are then with
+/// respect to the replacements).
+///
+/// # Errors
+/// As [`layer_gradients`], and [`InfluenceError::ReplacementShape`] when a replacement does
+/// not fit the tensor it replaces.
+pub fn layer_gradients_probed<B, M>(
+    model: &M,
+    inputs: M::Inputs,
+    args: &M::Args,
+    mut probe: Probe<B>,
+    selector: &mut TargetSelector<B>,
+    steps: usize,
+) -> Result<LayerGradients<B>, InfluenceError>
+where
+    B: AutodiffBackend,
+    M: LayerProbe<B>,
+{
     let output = model.forward_probed(inputs, args, &mut probe);
     let watches = probe.into_watches();
-    let selected = check_hits(&watches).and_then(|()| selector.select_sum(output.clone(), steps));
+    let selected = check_hits(&watches)
+        .and_then(|()| check_replacements(&watches))
+        .and_then(|()| selector.select_sum(output.clone(), steps));
     let selected = match selected {
         Ok(s) => s,
         Err(e) => {
@@ -140,6 +170,23 @@ pub(crate) fn check_hits<B: burn::tensor::backend::Backend>(
         }
     }
     Ok(())
+}
+
+/// Every replacement fitted the tensor it replaced.
+fn check_replacements<B: burn::tensor::backend::Backend>(
+    watches: &[Watch<B>],
+) -> Result<(), InfluenceError> {
+    match watches
+        .iter()
+        .find_map(|w| w.mismatch.clone().map(|m| (w.layer.clone(), m)))
+    {
+        Some((layer, (expected, got))) => Err(InfluenceError::ReplacementShape {
+            layer,
+            expected,
+            got,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Consumes the graph of a forward whose result is not used, so that Burn frees it.

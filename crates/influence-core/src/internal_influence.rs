@@ -20,7 +20,7 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::chunking::step_chunks;
-use crate::engine::{Accumulate, Call, Deferred};
+use crate::engine::{Accumulate, Call, Deferred, Endpoints, PathSpace};
 use crate::inputs::PathInputs;
 use crate::tensor_group::collect;
 use crate::{
@@ -112,16 +112,9 @@ where
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let layer = layer.into();
-        let available = model.layer_names();
-        if !available.contains(&layer) {
-            return Err(InfluenceError::UnknownLayer {
-                name: layer,
-                available,
-            });
-        }
+        let (model, layer) = explained(model, layer.into())?;
         Ok(Self {
-            model: model.to_eval_model(),
+            model,
             layer,
             _backend: PhantomData,
         })
@@ -138,20 +131,64 @@ where
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<'_, B, M> {
-        AttributeCall {
-            ii: self,
+        AttributeCall::new(
+            &self.model,
+            &self.layer,
+            PathKind::InternalInfluence,
             inputs,
-            baselines: Baselines::zeros(),
-            target: Ok(Target::None),
-            args: None,
-            config: InternalInfluenceConfig::new(),
+        )
+    }
+}
+
+/// The model's copy in inference mode on [`Eval<B>`], and the layer, checked to be one the
+/// model exposes: what every layer method's constructor does.
+///
+/// # Errors
+/// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
+pub(crate) fn explained<B: AutodiffBackend, M: Explainable<B>>(
+    model: &M,
+    layer: String,
+) -> Result<(M::EvalModel, String), InfluenceError> {
+    let available = model.layer_names();
+    if !available.contains(&layer) {
+        return Err(InfluenceError::UnknownLayer {
+            name: layer,
+            available,
+        });
+    }
+    Ok((model.to_eval_model(), layer))
+}
+
+/// Which path method an [`AttributeCall`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathKind {
+    /// [`InternalInfluence`].
+    InternalInfluence,
+    /// [`LayerConductance`](crate::LayerConductance).
+    Conductance,
+    /// [`LayerIntegratedGradients`](crate::LayerIntegratedGradients).
+    IntegratedGradients {
+        /// Multiply the integrated gradients by `h(x) − h(x')`.
+        multiply_by_inputs: bool,
+    },
+}
+
+impl PathKind {
+    fn name(self) -> &'static str {
+        match self {
+            PathKind::InternalInfluence => "InternalInfluence",
+            PathKind::Conductance => "LayerConductance",
+            PathKind::IntegratedGradients { .. } => "LayerIntegratedGradients",
         }
     }
 }
 
-/// One `attribute` call being set up; every argument but `inputs` has Captum's default.
+/// One `attribute` call of a path method (Internal Influence, Layer Conductance, Layer
+/// Integrated Gradients) being set up; every argument but `inputs` has Captum's default.
 pub struct AttributeCall<'a, B: AutodiffBackend, M: Explainable<B>> {
-    ii: &'a InternalInfluence<B, M>,
+    model: &'a M::EvalModel,
+    layer: &'a str,
+    kind: PathKind,
     inputs: M::Inputs,
     baselines: Baselines<B>,
     /// A target read from a tensor may have failed to read; the error is returned by `run`.
@@ -165,6 +202,24 @@ where
     B: AutodiffBackend,
     M: Explainable<B>,
 {
+    pub(crate) fn new(
+        model: &'a M::EvalModel,
+        layer: &'a str,
+        kind: PathKind,
+        inputs: M::Inputs,
+    ) -> Self {
+        AttributeCall {
+            model,
+            layer,
+            kind,
+            inputs,
+            baselines: Baselines::zeros(),
+            target: Ok(Target::None),
+            args: None,
+            config: InternalInfluenceConfig::new(),
+        }
+    }
+
     /// Where the path starts (Captum's `baselines`, default zeros): a scalar (`f32` or
     /// `f64`), a tensor of the input's shape or with first dim 1, or one [`crate::Baseline`]
     /// per input.
@@ -257,7 +312,7 @@ where
     /// [`InfluenceError::NotInferenceFunction`] when the model's output for an example
     /// depends on the rest of the batch or on random draws.
     pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let (attribution, checks) = self.compute()?;
+        let (attribution, checks, _) = self.compute(false)?;
         checks.check()?;
         Ok(attribution)
     }
@@ -267,19 +322,67 @@ where
     /// # Errors
     /// As [`run`](Self::run).
     pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let (attribution, checks) = self.compute()?;
+        let (attribution, checks, _) = self.compute(false)?;
         checks.check_async().await?;
         Ok(attribution)
     }
 
-    /// Every host-side check, then the passes:
-    /// `Σ_k w_k ∂F_target(x' + α_k (x − x')) / ∂h`, chunk by chunk, without reading back.
+    /// [`run`](Self::run), also returning the convergence delta (Captum's
+    /// `return_convergence_delta=True`): per example, the sum of the attribution over all the
+    /// layer's values minus `F_target(x) − F_target(x')` (Captum's
+    /// `compute_convergence_delta`). It measures how far the attribution is from
+    /// completeness; it shrinks as `n_steps` grows.
+    ///
+    /// # Shapes
+    /// - returns: the attribution, and the delta `[batch]`
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); [`InfluenceError::NoConvergenceDelta`] for Internal Influence,
+    /// which has none in Captum.
+    #[allow(clippy::type_complexity)]
+    pub fn run_with_convergence_delta(
+        self,
+    ) -> Result<(Attribution<B::InnerBackend>, Tensor<B::InnerBackend, 1>), InfluenceError> {
+        let (attribution, checks, delta) = self.compute(true)?;
+        checks.check()?;
+        Ok((attribution, delta.expect("asked for")))
+    }
+
+    /// Every host-side check, then the passes, without reading back; with `delta`, also the
+    /// convergence delta.
     #[allow(clippy::type_complexity)]
     fn compute(
         self,
-    ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
+        delta: bool,
+    ) -> Result<
+        (
+            Attribution<B::InnerBackend>,
+            Deferred<B::InnerBackend>,
+            Option<Tensor<B::InnerBackend, 1>>,
+        ),
+        InfluenceError,
+    > {
+        if delta && self.kind == PathKind::InternalInfluence {
+            return Err(InfluenceError::NoConvergenceDelta {
+                method: self.kind.name(),
+            });
+        }
         let config = self.config;
-        let rule = config.method.rule(config.n_steps)?;
+        // Conductance evaluates n_steps + 1 points and uses their differences (Captum's
+        // `alphas_func(n_steps + 1)`); the weights are not used.
+        let points = match self.kind {
+            PathKind::Conductance => {
+                config
+                    .n_steps
+                    .checked_add(1)
+                    .ok_or(InfluenceError::TooManySteps {
+                        n_steps: config.n_steps,
+                        max: crate::MAX_STEPS,
+                    })?
+            }
+            _ => config.n_steps,
+        };
+        let rule = config.method.rule(points)?;
         let target = self.target?;
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         let path = PathInputs::new(collect(&inputs), &self.baselines.to_eval())?;
@@ -289,20 +392,35 @@ where
         let threads = config
             .threads
             .unwrap_or_else(|| default_threads::<B>(&device))
-            .clamp(1, config.n_steps);
-        let (chunks, threads) =
-            parallel_chunks(config.n_steps, batch, config.internal_batch_size, threads)?;
+            .clamp(1, config.n_steps.max(1));
+        let (chunks, threads) = match self.kind {
+            // Chunks of intervals between consecutive points; each pass also evaluates the
+            // point that ends its last interval (Captum's `include_endpoint`).
+            PathKind::Conductance => {
+                let rows = config
+                    .internal_batch_size
+                    .map(|m| m.saturating_sub(batch).max(1));
+                let (intervals, threads) = parallel_chunks(config.n_steps, batch, rows, threads)?;
+                let points = intervals.into_iter().map(|c| c.start..c.end + 1).collect();
+                (points, threads)
+            }
+            _ => parallel_chunks(config.n_steps, batch, config.internal_batch_size, threads)?,
+        };
         let args: EvalArgs<B, M> = match self.args {
             Some(args) => args.to_eval(),
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
         };
         let side = LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input);
-        let layer = self.ii.layer.clone();
+        let layer = self.layer.to_string();
         let n = rule.alphas().len();
         let weights = Tensor::<B::InnerBackend, 1>::from_data(
             TensorData::new(rule.weights().to_vec(), [n]),
             &device,
         );
+        let space = match self.kind {
+            PathKind::IntegratedGradients { .. } => PathSpace::Layer,
+            _ => PathSpace::Input,
+        };
         let call: Call<Eval<B>, M::EvalModel> = Call {
             inputs,
             path,
@@ -311,73 +429,181 @@ where
             layers: vec![(layer.clone(), side)],
             alphas: rule.alphas().to_vec(),
             chunks,
+            space,
+            endpoints: delta,
         };
-        let new_sums = || WeightedSums {
-            weights: weights.clone(),
-            batch,
-            sums: Vec::new(),
+        let (sums, checks, ends) = match self.kind {
+            PathKind::Conductance => {
+                let new_sums = || Differences(Sums::new(batch));
+                let (sums, checks, ends) = call.run(self.model, threads, new_sums)?;
+                (sums.0, checks, ends)
+            }
+            _ => {
+                let new_sums = || WeightedSums {
+                    weights: weights.clone(),
+                    sums: Sums::new(batch),
+                };
+                let (sums, checks, ends) = call.run(self.model, threads, new_sums)?;
+                (sums.sums, checks, ends)
+            }
         };
-        let (sums, checks) = call.run(&self.ii.model, threads, new_sums)?;
+        let mut tensors: Vec<_> = sums.parts;
+        if let (
+            PathKind::IntegratedGradients {
+                multiply_by_inputs: true,
+            },
+            Some(ends),
+        ) = (self.kind, &ends)
+        {
+            tensors = multiply_by_layer_difference(tensors, ends);
+        }
+        let delta = match (&ends, delta) {
+            (Some(ends), true) => Some(convergence_delta(&tensors, ends)),
+            _ => None,
+        };
         let attribution = Attribution {
             layer,
             side,
-            tensors: sums
-                .sums
+            tensors: tensors
                 .into_iter()
                 .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
                 .collect(),
         };
-        Ok((attribution, checks))
+        Ok((attribution, checks, delta))
     }
 }
 
-/// Internal Influence's running result: per layer tensor, `Σ_k w_k ∂F/∂h(α_k)` over the
-/// steps seen, `[batch, features]`, and the tensor's full shape.
+/// `attr · (h(x) − h(x'))`, tensor by tensor (Layer Integrated Gradients'
+/// `multiply_by_inputs`).
+#[allow(clippy::type_complexity)]
+fn multiply_by_layer_difference<B: AutodiffBackend>(
+    tensors: Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)>,
+    ends: &Endpoints<Eval<B>>,
+) -> Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)> {
+    tensors
+        .into_iter()
+        .zip(&ends.layers[0])
+        .map(|((sum, shape), (start, end))| {
+            let diff = (end.clone() - start.clone()).inner();
+            (sum * diff, shape)
+        })
+        .collect()
+}
+
+/// Captum's `compute_convergence_delta`: per example, the attribution summed over every value
+/// of every tensor, minus `F_target(x) − F_target(x')`.
+fn convergence_delta<B: AutodiffBackend>(
+    tensors: &[(Tensor<B::InnerBackend, 2>, Vec<usize>)],
+    ends: &Endpoints<Eval<B>>,
+) -> Tensor<B::InnerBackend, 1> {
+    let total = tensors
+        .iter()
+        .map(|(t, _)| {
+            let batch = t.dims()[0];
+            t.clone().sum_dim(1).reshape([batch])
+        })
+        .reduce(|a, b| a + b)
+        .expect("a layer has at least one tensor");
+    total - ends.output_difference()
+}
+
+/// Per layer tensor, a running `[batch, features]` sum and the tensor's full shape.
+struct Sums<B: Backend> {
+    batch: usize,
+    parts: Vec<(Tensor<B, 2>, Vec<usize>)>,
+}
+
+impl<B: Backend> Sums<B> {
+    fn new(batch: usize) -> Self {
+        Self {
+            batch,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Adds `part` to the sum of tensor `k` (the first part starts it).
+    fn add_part(&mut self, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
+        match self.parts.get_mut(k) {
+            Some((sum, _)) => *sum = sum.clone() + part,
+            None => self.parts.push((part, shape)),
+        }
+    }
+
+    fn merge(&mut self, later: Self) {
+        for (k, (part, shape)) in later.parts.into_iter().enumerate() {
+            self.add_part(k, part, shape);
+        }
+    }
+
+    /// The full shape of a pass's tensor with the caller's batch.
+    fn shape_of<T: Backend>(&self, g: &AnyTensor<T>) -> Vec<usize> {
+        let mut shape = g.shape().to_vec();
+        shape[0] = self.batch;
+        shape
+    }
+}
+
+/// Layer Conductance's running result (Captum's `LayerConductance._attribute`):
+/// `Σ_k ∂F/∂h(α_k) · (h(α_{k+1}) − h(α_k))` over the intervals of the chunks seen.
+struct Differences<B: Backend>(Sums<B>);
+
+impl<B: AutodiffBackend> Accumulate<B> for Differences<B::InnerBackend> {
+    fn add(&mut self, chunk: Range<usize>, pass: LayerGradients<B>) {
+        let (points, batch) = (chunk.len(), self.0.batch);
+        let lg = pass.layers.into_iter().next().expect("one watched layer");
+        for (k, (g, h)) in lg.gradients.into_iter().zip(lg.values).enumerate() {
+            let shape = self.0.shape_of(&g);
+            let features = g.features();
+            let width = batch * features;
+            let g = g.into_flat().reshape([points, width]);
+            let h = h.into_flat().reshape([points, width]);
+            let steps = points - 1;
+            let diff = h.clone().slice(1..points) - h.slice(0..steps);
+            let part = (g.slice(0..steps) * diff)
+                .sum_dim(0)
+                .reshape([batch, features]);
+            self.0.add_part(k, part, shape);
+        }
+    }
+
+    fn merge(&mut self, later: Self) {
+        self.0.merge(later.0);
+    }
+}
+
+/// Internal Influence's (and Layer Integrated Gradients') running result: per layer tensor,
+/// `Σ_k w_k ∂F/∂h(α_k)` over the steps seen, `[batch, features]`.
 struct WeightedSums<B: Backend> {
     weights: Tensor<B, 1>,
-    batch: usize,
-    sums: Vec<(Tensor<B, 2>, Vec<usize>)>,
+    sums: Sums<B>,
 }
 
 impl<B: AutodiffBackend> Accumulate<B> for WeightedSums<B::InnerBackend> {
     fn add(&mut self, chunk: Range<usize>, pass: LayerGradients<B>) {
-        let (steps, batch) = (chunk.len(), self.batch);
+        let (steps, batch) = (chunk.len(), self.sums.batch);
         let w = self.weights.clone().slice(chunk).reshape([1, steps]);
         let lg = pass.layers.into_iter().next().expect("one watched layer");
         for (k, g) in lg.gradients.into_iter().enumerate() {
-            let mut shape = g.shape().to_vec();
-            shape[0] = batch;
+            let shape = self.sums.shape_of(&g);
             let per_example = g.features();
             // [1, steps] x [steps, batch * features]: the weighted sum over the steps.
             let part = w
                 .clone()
                 .matmul(g.into_flat().reshape([steps, batch * per_example]))
                 .reshape([batch, per_example]);
-            self.add_part(k, part, shape);
+            self.sums.add_part(k, part, shape);
         }
     }
 
     fn merge(&mut self, later: Self) {
-        for (k, (part, shape)) in later.sums.into_iter().enumerate() {
-            self.add_part(k, part, shape);
-        }
-    }
-}
-
-impl<B: Backend> WeightedSums<B> {
-    /// Adds `part` to the sum of tensor `k` (the first part starts it).
-    fn add_part(&mut self, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
-        match self.sums.get_mut(k) {
-            Some((sum, _)) => *sum = sum.clone() + part,
-            None => self.sums.push((part, shape)),
-        }
+        self.sums.merge(later.sums);
     }
 }
 
 /// The threads a call uses when the caller does not say: the machine's cores on Burn's CPU
 /// backends (recognised by name: flex, ndarray, candle), one elsewhere (a GPU runs one pass
 /// at a time best).
-fn default_threads<B: Backend>(device: &B::Device) -> usize {
+pub(crate) fn default_threads<B: Backend>(device: &B::Device) -> usize {
     let name = B::name(device);
     let cpu = ["flex", "ndarray", "candle"]
         .iter()
@@ -419,9 +645,10 @@ fn parallel_chunks(
 }
 
 /// The inputs of `M`'s copy on [`Eval<B>`].
-type EvalInputs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Inputs;
+pub(crate) type EvalInputs<B, M> =
+    <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Inputs;
 /// The additional forward arguments of `M`'s copy on [`Eval<B>`].
-type EvalArgs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Args;
+pub(crate) type EvalArgs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Args;
 
 #[cfg(test)]
 mod tests {

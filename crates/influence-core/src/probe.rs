@@ -146,13 +146,21 @@ pub struct Watch<B: Backend> {
     /// Input or output.
     pub side: LayerSide,
     /// The autodiff leaves put in place of the layer's tensors, as `[batch, features]`
-    /// views with their full shapes; their values are the activations. Empty when the probe
-    /// only [observes](Probe::observing).
+    /// views with their full shapes; their values are the activations (or the replacements
+    /// of a [replacing](Probe::replacing) probe). A [capturing](Probe::capturing) probe
+    /// holds the activations here as they are, not as leaves. Empty when the probe only
+    /// [observes](Probe::observing).
     pub leaves: Vec<AnyTensor<B>>,
     /// The full shape of each of the layer's tensors, `[batch, ...]`, in order.
     pub shapes: Vec<Vec<usize>>,
     /// How many times the forward reached the layer.
     pub hits: usize,
+    /// What a [replacing](Probe::replacing) probe puts in place of the layer's tensors,
+    /// `[rows, features]` each.
+    replacements: Option<Vec<AnyTensor<B>>>,
+    /// A replacement whose element count differs from the tensor it replaces: (expected
+    /// shape, replacement shape).
+    pub(crate) mismatch: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 /// What a probe does at a watched layer.
@@ -163,6 +171,8 @@ enum Mode {
     /// Only counts the hits and records the shapes: the forward runs unchanged and records no
     /// autodiff graph (a validation forward).
     Observe,
+    /// Also keeps the watched tensors' values; the forward runs unchanged.
+    Capture,
     /// Records the name of every layer reached, and changes nothing.
     Record(Vec<String>),
 }
@@ -201,6 +211,28 @@ impl<B: Backend> Probe<B> {
         Self::with_mode(layers, Mode::Observe)
     }
 
+    /// A probe that keeps the values of the watched tensors (in [`Watch::leaves`], as they
+    /// are, not as leaves) and changes nothing: Captum's `_forward_layer_eval`.
+    pub fn capturing<S: Into<String>>(layers: impl IntoIterator<Item = (S, LayerSide)>) -> Self {
+        Self::with_mode(layers, Mode::Capture)
+    }
+
+    /// A probe that puts autodiff leaves holding the given values in place of the watched
+    /// tensors: the forward continues from `replacements[i]` at layer `i` instead of from what
+    /// the layer computed (Captum's forward hook that returns a new output, as in
+    /// `LayerIntegratedGradients`). Each replacement is `[rows, features]`, with as many
+    /// elements as the tensor it replaces.
+    pub fn replacing<S: Into<String>>(
+        layers: impl IntoIterator<Item = ((S, LayerSide), Vec<AnyTensor<B>>)>,
+    ) -> Self {
+        let (layers, replacements): (Vec<_>, Vec<_>) = layers.into_iter().unzip();
+        let mut probe = Self::with_mode(layers, Mode::Leaves);
+        for (w, r) in probe.watches.iter_mut().zip(replacements) {
+            w.replacements = Some(r);
+        }
+        probe
+    }
+
     /// A probe that records the full name of every layer the forward reaches
     /// ([`Probe::layer`] and [`Probe::point`]), in order, and changes nothing: compare it
     /// with [`LayerProbe::layer_names`] (see [`check_layer_names`]).
@@ -221,6 +253,8 @@ impl<B: Backend> Probe<B> {
                     leaves: Vec::new(),
                     shapes: Vec::new(),
                     hits: 0,
+                    replacements: None,
+                    mismatch: None,
                 })
                 .collect(),
             mode,
@@ -296,7 +330,8 @@ impl<B: Backend> Probe<B> {
                 watch.leaves.clear();
                 watch.shapes.clear();
                 match self.mode {
-                    Mode::Leaves => value.map_tensors(&mut MakeLeaves(watch)),
+                    Mode::Leaves => value.map_tensors(&mut MakeLeaves { watch, next: 0 }),
+                    Mode::Capture => value.map_tensors(&mut Keep(watch)),
                     _ => value.map_tensors(&mut Shapes(&mut watch.shapes)),
                 }
             }
@@ -329,8 +364,12 @@ fn full_name_is(full: &str, prefix: &str, name: &str) -> bool {
         .is_some_and(|rest| rest == name)
 }
 
-/// Replaces each tensor by a leaf that requires a gradient, recording the leaf.
-struct MakeLeaves<'a, B: Backend>(&'a mut Watch<B>);
+/// Replaces each tensor by a leaf that requires a gradient (holding the tensor's values, or
+/// the watch's replacement), recording the leaf.
+struct MakeLeaves<'a, B: Backend> {
+    watch: &'a mut Watch<B>,
+    next: usize,
+}
 
 impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
     fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
@@ -338,12 +377,37 @@ impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
         // The leaf is the [batch, features] view; the forward continues with it reshaped
         // back, so its gradient is the gradient of the activation as used downstream.
         let leaf = AnyTensor::from(tensor.detach());
-        let flat = leaf.into_flat().require_grad();
-        self.0.shapes.push(shape.to_vec());
-        self.0
+        let mut flat = leaf.into_flat();
+        let k = self.next;
+        self.next += 1;
+        if let Some(r) = self.watch.replacements.as_ref().and_then(|r| r.get(k)) {
+            let r = r.flat().clone();
+            if r.dims() == flat.dims() {
+                flat = r.detach();
+            } else {
+                // Reported by the caller; the forward goes on with the layer's own values.
+                self.watch.mismatch = Some((shape.to_vec(), r.dims().to_vec()));
+            }
+        }
+        let flat = flat.require_grad();
+        self.watch.shapes.push(shape.to_vec());
+        self.watch
             .leaves
             .push(AnyTensor::from_flat(flat.clone(), shape.to_vec()));
         flat.reshape(shape)
+    }
+}
+
+/// Keeps each tensor's value and shape, and passes it on unchanged.
+struct Keep<'a, B: Backend>(&'a mut Watch<B>);
+
+impl<B: Backend> TensorMap<B> for Keep<'_, B> {
+    fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
+        let shape = tensor.dims().to_vec();
+        self.0.shapes.push(shape.clone());
+        let flat = AnyTensor::from(tensor.clone()).into_flat();
+        self.0.leaves.push(AnyTensor::from_flat(flat, shape));
+        tensor
     }
 }
 

@@ -285,6 +285,33 @@ impl<B: Backend> TargetSelector<B> {
         })
     }
 
+    /// `output[row, target(row)]` for each row of a forward of `steps` copies of the batch
+    /// (the target resolved by an earlier [`resolve`](Self::resolve) or
+    /// [`select_sum`](Self::select_sum)).
+    ///
+    /// # Shapes
+    /// - output: `[steps * batch, ...]`
+    /// - returns: `[steps * batch]`
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub fn select_rows(
+        &mut self,
+        output: AnyTensor<B>,
+        steps: usize,
+    ) -> Result<Tensor<B, 1>, InfluenceError> {
+        self.resolve(&output, steps)?;
+        let rows = steps * self.batch;
+        let output = output.into_flat();
+        Ok(match self.columns.as_ref().and_then(Option::as_ref) {
+            None => output.reshape([rows]),
+            Some(cols) => {
+                let idx = cols.clone().slice(0..rows).reshape([rows, 1]);
+                output.gather(1, idx).reshape([rows])
+            }
+        })
+    }
+
     /// Checks a forward's output against the target (its batch, and the target against its
     /// shape) and, the first time, uploads the target's columns. Validation forwards call it
     /// before any forward that records a graph.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, backend::AutodiffBackend};
 use influence_core::{
-    Attribution, Baseline, Baselines, InfluenceError, InternalInfluence, Method, Target,
+    Attribution, Baseline, Baselines, InfluenceError, InternalInfluence, LayerActivation,
+    LayerConductance, LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,14 +69,27 @@ struct Tolerance {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SequentialCase {
     name: String,
+    /// The method (`siblings/`): `layer_conductance`, `layer_integrated_gradients`,
+    /// `layer_gradient_x_activation` or `layer_activation`; absent for Internal Influence.
+    #[serde(default)]
+    attribution: Option<String>,
+    /// The constructor argument of Layer IG and Layer Gradient × Activation.
+    #[serde(default)]
+    multiply_by_inputs: Option<bool>,
+    /// Whether Captum also returned the convergence delta (then in `expected_delta`).
+    #[serde(default)]
+    return_convergence_delta: bool,
+    #[serde(default)]
+    expected_delta: Option<Data>,
     model: ModelSpec,
     layer: String,
     attribute_to_layer_input: bool,
     inputs: Data,
     baselines: Option<BaselineSpec>,
     target: Option<TargetSpec>,
-    n_steps: usize,
-    method: String,
+    /// `null` for the methods without a path.
+    n_steps: Option<usize>,
+    method: Option<String>,
     internal_batch_size: Option<usize>,
     expected: Data,
     tolerance: Tolerance,
@@ -213,12 +227,16 @@ impl Outcome {
 /// Runs one case on backend `B` and compares with Captum's values.
 pub fn run_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Outcome {
     let (result, expected, tolerance) = match case {
-        Case::Sequential(c) => (
-            run_sequential::<B>(c, device),
-            vec![c.expected.clone()],
-            c.tolerance.abs,
+        Case::Sequential(c) => {
+            let mut expected = vec![c.expected.clone()];
+            expected.extend(c.expected_delta.clone());
+            (run_sequential::<B>(c, device), expected, c.tolerance.abs)
+        }
+        Case::Suite(c, tol) => (
+            run_suite::<B>(c, device).map(Attribution::into_tensors),
+            tensors(&c.expected),
+            *tol,
         ),
-        Case::Suite(c, tol) => (run_suite::<B>(c, device), tensors(&c.expected), *tol),
     };
     let mut outcome = Outcome {
         name: case.name().to_owned(),
@@ -235,10 +253,9 @@ pub fn run_case<B: AutodiffBackend>(case: &Case, device: &B::Device) -> Outcome 
 
 /// Largest absolute difference, or an error on a count or shape mismatch.
 fn compare<B: burn::tensor::backend::Backend>(
-    actual: Attribution<B>,
+    actual: Vec<influence_core::AnyTensor<B>>,
     expected: &[Data],
 ) -> Result<f64, String> {
-    let actual = actual.into_tensors();
     if actual.len() != expected.len() {
         return Err(format!(
             "{} attribution tensors, expected {}",
@@ -279,10 +296,12 @@ fn method(name: &str) -> Result<Method, String> {
     name.parse().map_err(|e: InfluenceError| e.to_string())
 }
 
+/// The attribution of a one-case file, then the convergence delta when the case has one
+/// (as a `[batch]` tensor).
 fn run_sequential<B: AutodiffBackend>(
     c: &SequentialCase,
     device: &B::Device,
-) -> Result<Attribution<B::InnerBackend>, String> {
+) -> Result<Vec<influence_core::AnyTensor<B::InnerBackend>>, String> {
     let model = Sequential::<B>::from_specs(&c.model.layers, device);
     let baselines = match &c.baselines {
         None => Baselines::zeros(),
@@ -290,18 +309,64 @@ fn run_sequential<B: AutodiffBackend>(
         Some(BaselineSpec::Tensor(t)) => Baseline::Tensor(t.act::<B>(device).into()).into(),
     };
     let target = c.target.as_ref().map(Target::from).unwrap_or_default();
-    let ii = InternalInfluence::new(&model, c.layer.as_str()).map_err(|e| e.to_string())?;
-    let mut call = ii
-        .attribute(c.inputs.act(device))
-        .baselines(baselines)
-        .target(target)
-        .n_steps(c.n_steps)
-        .method(method(&c.method)?)
-        .attribute_to_layer_input(c.attribute_to_layer_input);
-    if let Some(m) = c.internal_batch_size {
-        call = call.internal_batch_size(m);
+    let layer = c.layer.as_str();
+    let err = |e: InfluenceError| e.to_string();
+    let x = || c.inputs.act::<B>(device);
+    let multiply = c.multiply_by_inputs.unwrap_or(true);
+    macro_rules! path {
+        ($call:expr) => {{
+            let mut call = $call
+                .baselines(baselines)
+                .target(target)
+                .n_steps(c.n_steps.ok_or("n_steps")?)
+                .method(method(c.method.as_deref().ok_or("method")?)?)
+                .attribute_to_layer_input(c.attribute_to_layer_input);
+            if let Some(m) = c.internal_batch_size {
+                call = call.internal_batch_size(m);
+            }
+            if c.return_convergence_delta {
+                let (attr, delta) = call.run_with_convergence_delta().map_err(err)?;
+                let mut out = attr.into_tensors();
+                out.push(delta.into());
+                out
+            } else {
+                call.run().map_err(err)?.into_tensors()
+            }
+        }};
     }
-    call.run().map_err(|e| e.to_string())
+    Ok(match c.attribution.as_deref() {
+        None | Some("internal_influence") => {
+            let ii = InternalInfluence::new(&model, layer).map_err(err)?;
+            path!(ii.attribute(x()))
+        }
+        Some("layer_conductance") => {
+            let lc = LayerConductance::new(&model, layer).map_err(err)?;
+            path!(lc.attribute(x()))
+        }
+        Some("layer_integrated_gradients") => {
+            let lig = LayerIntegratedGradients::new(&model, layer)
+                .map_err(err)?
+                .multiply_by_inputs(multiply);
+            path!(lig.attribute(x()))
+        }
+        Some("layer_gradient_x_activation") => LayerGradientXActivation::new(&model, layer)
+            .map_err(err)?
+            .multiply_by_inputs(multiply)
+            .attribute(x())
+            .target(target)
+            .attribute_to_layer_input(c.attribute_to_layer_input)
+            .run()
+            .map_err(err)?
+            .into_tensors(),
+        Some("layer_activation") => LayerActivation::new(&model, layer)
+            .map_err(err)?
+            .attribute(x())
+            .attribute_to_layer_input(c.attribute_to_layer_input)
+            .run()
+            .map_err(err)?
+            .into_tensors(),
+        Some(other) => return Err(format!("unknown attribution method `{other}`")),
+    })
 }
 
 fn suite_target(v: &Value) -> Target {
