@@ -51,6 +51,14 @@ struct Args {
     /// all steps in one. Sequential workloads only.
     #[arg(long, value_enum, default_value_t = Ablation::None)]
     ablation: Ablation,
+    /// Explain these layers (comma-separated) instead of the workload's one, all in one call
+    /// (`InternalInfluence::with_layers`), or in one call each with `--separate-calls`.
+    /// Sequential workloads only.
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
+    /// With `--layers`: one call per layer instead of one call for all.
+    #[arg(long)]
+    separate_calls: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -125,10 +133,10 @@ fn run_call<B: AutodiffBackend, M: Explainable<B>>(
     if let Some(t) = threads {
         call = call.threads(t);
     }
-    let values = call.run().expect("attribution").into_tensors()[0]
-        .to_vec()
-        .expect("read back");
-    assert!(values.iter().all(|v| v.is_finite()));
+    for attribution in call.run_layers().expect("attribution") {
+        let values = attribution.to_vec().expect("read back");
+        assert!(values.iter().all(|v| v.is_finite()));
+    }
 }
 
 fn time_one<B: AutodiffBackend>(
@@ -142,15 +150,29 @@ fn time_one<B: AutodiffBackend>(
             let model =
                 influence_testkit::sequential::Sequential::<B>::from_specs(&net.layers, device);
             let input = net.input::<B>(device);
-            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            let layers: Vec<&str> = if args.layers.is_empty() {
+                vec![w.layer]
+            } else {
+                args.layers.iter().map(String::as_str).collect()
+            };
+            let explainers: Vec<_> = if args.separate_calls {
+                layers
+                    .iter()
+                    .map(|l| InternalInfluence::new(&model, *l).expect("a layer of the workload"))
+                    .collect()
+            } else {
+                vec![InternalInfluence::with_layers(&model, layers.clone()).expect("its layers")]
+            };
             let internal_batch_size = match args.ablation {
                 Ablation::StepPerPass => Some(net.batch()),
                 _ => args.internal_batch_size,
             };
             let targets = Target::PerExample(net.targets());
             let (times, peak) = time_calls(args.repeats, || {
-                let call = ii.attribute(input.clone()).target(targets.clone());
-                run_call(call, args.n_steps, internal_batch_size, args.threads);
+                for ii in &explainers {
+                    let call = ii.attribute(input.clone()).target(targets.clone());
+                    run_call(call, args.n_steps, internal_batch_size, args.threads);
+                }
             });
             (times, peak, net.flops(w.layer, args.n_steps))
         }
@@ -278,6 +300,10 @@ fn main() -> ExitCode {
         && workloads.iter().any(|w| matches!(w.kind, Kind::MiniLm(_)))
     {
         eprintln!("error: --ablation applies to the sequential workloads only");
+        return ExitCode::FAILURE;
+    }
+    if !args.layers.is_empty() && workloads.iter().any(|w| matches!(w.kind, Kind::MiniLm(_))) {
+        eprintln!("error: --layers applies to the sequential workloads only");
         return ExitCode::FAILURE;
     }
     println!(

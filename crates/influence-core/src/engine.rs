@@ -352,7 +352,7 @@ where
             layers: watches
                 .iter()
                 .map(|w| {
-                    w.leaves
+                    w.values
                         .iter()
                         .map(|v| {
                             let v = v.flat().clone();

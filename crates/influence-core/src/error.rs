@@ -317,6 +317,19 @@ pub enum InfluenceError {
         got: Vec<usize>,
     },
 
+    /// A method constructed with an empty list of layers.
+    #[error("layers: the list of layers is empty; name at least one")]
+    NoLayers,
+
+    /// `run` (one attribution) on a method that explains several layers.
+    #[error(
+        "{layers} layers are explained: use run_layers() for one attribution per layer (run() gives one layer's)"
+    )]
+    SeveralLayers {
+        /// How many layers.
+        layers: usize,
+    },
+
     /// `return_convergence_delta` for a method that has none (Captum offers it on
     /// `LayerConductance` and `LayerIntegratedGradients`).
     #[error(

@@ -118,7 +118,8 @@ where
             let (gradients, values) = w
                 .leaves
                 .into_iter()
-                .map(|leaf| {
+                .zip(w.values)
+                .map(|(leaf, value)| {
                     let shape = leaf.shape().to_vec();
                     let flat = leaf.into_flat();
                     let grad = flat
@@ -126,7 +127,7 @@ where
                         .unwrap_or_else(|| Tensor::zeros(flat.dims(), &flat.device()));
                     (
                         AnyTensor::from_flat(grad, shape.clone()),
-                        AnyTensor::from_flat(flat.inner(), shape),
+                        AnyTensor::from_flat(value.into_flat().inner(), shape),
                     )
                 })
                 .unzip();

@@ -75,7 +75,8 @@ pub struct InternalInfluenceConfig {
 /// (`tests/concurrency.rs`); results do not depend on which thread computes them.
 pub struct InternalInfluence<B: AutodiffBackend, M: Explainable<B>> {
     model: M::EvalModel,
-    layer: String,
+    /// One layer, or several explained in one pass ([`with_layers`](Self::with_layers)).
+    layers: Vec<String>,
     _backend: PhantomData<B>,
 }
 
@@ -83,7 +84,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> Clone for InternalInfluence<B, M> {
     fn clone(&self) -> Self {
         Self {
             model: self.model.clone(),
-            layer: self.layer.clone(),
+            layers: self.layers.clone(),
             _backend: PhantomData,
         }
     }
@@ -92,7 +93,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> Clone for InternalInfluence<B, M> {
 impl<B: AutodiffBackend, M: Explainable<B>> core::fmt::Debug for InternalInfluence<B, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("InternalInfluence")
-            .field("layer", &self.layer)
+            .field("layers", &self.layers)
             .finish_non_exhaustive()
     }
 }
@@ -112,17 +113,43 @@ where
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layer) = explained(model, layer.into())?;
+        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
             model,
-            layer,
+            layers,
             _backend: PhantomData,
         })
     }
 
-    /// The explained layer.
+    /// Explains several layers of `model` in one pass per chunk (not in Captum, whose
+    /// `InternalInfluence` takes one layer): [`AttributeCall::run_layers`] returns one
+    /// attribution per layer, in this order, each equal (up to rounding) to what a call for
+    /// that layer alone gives. Each pass runs the forward once and the backward once, down to
+    /// the earliest of the layers, instead of once per layer.
+    ///
+    /// # Errors
+    /// [`InfluenceError::UnknownLayer`] for a layer the model does not expose;
+    /// [`InfluenceError::NoLayers`] for an empty list.
+    pub fn with_layers<S: Into<String>>(
+        model: &M,
+        layers: impl IntoIterator<Item = S>,
+    ) -> Result<Self, InfluenceError> {
+        let (model, layers) = explained(model, layers.into_iter().map(Into::into).collect())?;
+        Ok(Self {
+            model,
+            layers,
+            _backend: PhantomData,
+        })
+    }
+
+    /// The explained layer (the first, when there are several).
     pub fn layer(&self) -> &str {
-        &self.layer
+        &self.layers[0]
+    }
+
+    /// The explained layers.
+    pub fn layers(&self) -> &[String] {
+        &self.layers
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`); set the other
@@ -133,30 +160,34 @@ where
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<'_, B, M> {
         AttributeCall::new(
             &self.model,
-            &self.layer,
+            &self.layers,
             PathKind::InternalInfluence,
             inputs,
         )
     }
 }
 
-/// The model's copy in inference mode on [`Eval<B>`], and the layer, checked to be one the
+/// The model's copy in inference mode on [`Eval<B>`], and the layers, checked to be ones the
 /// model exposes: what every layer method's constructor does.
 ///
 /// # Errors
-/// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
+/// [`InfluenceError::UnknownLayer`] when the model does not expose a layer;
+/// [`InfluenceError::NoLayers`] for an empty list.
 pub(crate) fn explained<B: AutodiffBackend, M: Explainable<B>>(
     model: &M,
-    layer: String,
-) -> Result<(M::EvalModel, String), InfluenceError> {
+    layers: Vec<String>,
+) -> Result<(M::EvalModel, Vec<String>), InfluenceError> {
+    if layers.is_empty() {
+        return Err(InfluenceError::NoLayers);
+    }
     let available = model.layer_names();
-    if !available.contains(&layer) {
+    if let Some(layer) = layers.iter().find(|l| !available.contains(l)) {
         return Err(InfluenceError::UnknownLayer {
-            name: layer,
+            name: layer.clone(),
             available,
         });
     }
-    Ok((model.to_eval_model(), layer))
+    Ok((model.to_eval_model(), layers))
 }
 
 /// Which path method an [`AttributeCall`] computes.
@@ -187,7 +218,7 @@ impl PathKind {
 /// Integrated Gradients) being set up; every argument but `inputs` has Captum's default.
 pub struct AttributeCall<'a, B: AutodiffBackend, M: Explainable<B>> {
     model: &'a M::EvalModel,
-    layer: &'a str,
+    layers: &'a [String],
     kind: PathKind,
     inputs: M::Inputs,
     baselines: Baselines<B>,
@@ -204,13 +235,13 @@ where
 {
     pub(crate) fn new(
         model: &'a M::EvalModel,
-        layer: &'a str,
+        layers: &'a [String],
         kind: PathKind,
         inputs: M::Inputs,
     ) -> Self {
         AttributeCall {
             model,
-            layer,
+            layers,
             kind,
             inputs,
             baselines: Baselines::zeros(),
@@ -312,9 +343,30 @@ where
     /// [`InfluenceError::NotInferenceFunction`] when the model's output for an example
     /// depends on the rest of the batch or on random draws.
     pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let (attribution, checks, _) = self.compute(false)?;
+        self.single_layer()?;
+        let (attributions, checks, _) = self.compute(false)?;
         checks.check()?;
-        Ok(attribution)
+        Ok(attributions.into_iter().next().expect("one layer"))
+    }
+
+    /// Computes the attribution of every explained layer (see
+    /// [`InternalInfluence::with_layers`]), in the order given, from one forward/backward
+    /// pass per chunk.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_layers(self) -> Result<Vec<Attribution<B::InnerBackend>>, InfluenceError> {
+        let (attributions, checks, _) = self.compute(false)?;
+        checks.check()?;
+        Ok(attributions)
+    }
+
+    /// `run` and `run_with_convergence_delta` give one layer's attribution.
+    fn single_layer(&self) -> Result<(), InfluenceError> {
+        match self.layers.len() {
+            1 => Ok(()),
+            n => Err(InfluenceError::SeveralLayers { layers: n }),
+        }
     }
 
     /// [`run`](Self::run) without a blocking read: the one read is awaited.
@@ -322,9 +374,10 @@ where
     /// # Errors
     /// As [`run`](Self::run).
     pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let (attribution, checks, _) = self.compute(false)?;
+        self.single_layer()?;
+        let (attributions, checks, _) = self.compute(false)?;
         checks.check_async().await?;
-        Ok(attribution)
+        Ok(attributions.into_iter().next().expect("one layer"))
     }
 
     /// [`run`](Self::run), also returning the convergence delta (Captum's
@@ -343,8 +396,10 @@ where
     pub fn run_with_convergence_delta(
         self,
     ) -> Result<(Attribution<B::InnerBackend>, Tensor<B::InnerBackend, 1>), InfluenceError> {
-        let (attribution, checks, delta) = self.compute(true)?;
+        self.single_layer()?;
+        let (attributions, checks, delta) = self.compute(true)?;
         checks.check()?;
+        let attribution = attributions.into_iter().next().expect("one layer");
         Ok((attribution, delta.expect("asked for")))
     }
 
@@ -356,7 +411,7 @@ where
         delta: bool,
     ) -> Result<
         (
-            Attribution<B::InnerBackend>,
+            Vec<Attribution<B::InnerBackend>>,
             Deferred<B::InnerBackend>,
             Option<Tensor<B::InnerBackend, 1>>,
         ),
@@ -411,7 +466,8 @@ where
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
         };
         let side = LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input);
-        let layer = self.layer.to_string();
+        let layers: Vec<(String, LayerSide)> =
+            self.layers.iter().map(|l| (l.clone(), side)).collect();
         let n = rule.alphas().len();
         let weights = Tensor::<B::InnerBackend, 1>::from_data(
             TensorData::new(rule.weights().to_vec(), [n]),
@@ -426,7 +482,7 @@ where
             path,
             args,
             target,
-            layers: vec![(layer.clone(), side)],
+            layers: layers.clone(),
             alphas: rule.alphas().to_vec(),
             chunks,
             space,
@@ -434,20 +490,20 @@ where
         };
         let (sums, checks, ends) = match self.kind {
             PathKind::Conductance => {
-                let new_sums = || Differences(Sums::new(batch));
+                let new_sums = || Differences(Sums::new(batch, layers.len()));
                 let (sums, checks, ends) = call.run(self.model, threads, new_sums)?;
                 (sums.0, checks, ends)
             }
             _ => {
                 let new_sums = || WeightedSums {
                     weights: weights.clone(),
-                    sums: Sums::new(batch),
+                    sums: Sums::new(batch, layers.len()),
                 };
                 let (sums, checks, ends) = call.run(self.model, threads, new_sums)?;
                 (sums.sums, checks, ends)
             }
         };
-        let mut tensors: Vec<_> = sums.parts;
+        let mut per_layer: Vec<_> = sums.layers;
         if let (
             PathKind::IntegratedGradients {
                 multiply_by_inputs: true,
@@ -455,21 +511,29 @@ where
             Some(ends),
         ) = (self.kind, &ends)
         {
-            tensors = multiply_by_layer_difference(tensors, ends);
+            per_layer = per_layer
+                .into_iter()
+                .zip(&ends.layers)
+                .map(|(tensors, ends)| multiply_by_layer_difference::<B>(tensors, ends))
+                .collect();
         }
         let delta = match (&ends, delta) {
-            (Some(ends), true) => Some(convergence_delta(&tensors, ends)),
+            (Some(ends), true) => Some(convergence_delta::<B>(&per_layer[0], ends)),
             _ => None,
         };
-        let attribution = Attribution {
-            layer,
-            side,
-            tensors: tensors
-                .into_iter()
-                .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
-                .collect(),
-        };
-        Ok((attribution, checks, delta))
+        let attributions = layers
+            .into_iter()
+            .zip(per_layer)
+            .map(|((layer, side), tensors)| Attribution {
+                layer,
+                side,
+                tensors: tensors
+                    .into_iter()
+                    .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
+                    .collect(),
+            })
+            .collect();
+        Ok((attributions, checks, delta))
     }
 }
 
@@ -478,11 +542,11 @@ where
 #[allow(clippy::type_complexity)]
 fn multiply_by_layer_difference<B: AutodiffBackend>(
     tensors: Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)>,
-    ends: &Endpoints<Eval<B>>,
+    ends: &[(Tensor<Eval<B>, 2>, Tensor<Eval<B>, 2>)],
 ) -> Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)> {
     tensors
         .into_iter()
-        .zip(&ends.layers[0])
+        .zip(ends)
         .map(|((sum, shape), (start, end))| {
             let diff = (end.clone() - start.clone()).inner();
             (sum * diff, shape)
@@ -507,31 +571,34 @@ fn convergence_delta<B: AutodiffBackend>(
     total - ends.output_difference()
 }
 
-/// Per layer tensor, a running `[batch, features]` sum and the tensor's full shape.
+/// Per watched layer, per tensor of the layer, a running `[batch, features]` sum and the
+/// tensor's full shape.
 struct Sums<B: Backend> {
     batch: usize,
-    parts: Vec<(Tensor<B, 2>, Vec<usize>)>,
+    layers: Vec<Vec<(Tensor<B, 2>, Vec<usize>)>>,
 }
 
 impl<B: Backend> Sums<B> {
-    fn new(batch: usize) -> Self {
+    fn new(batch: usize, layers: usize) -> Self {
         Self {
             batch,
-            parts: Vec::new(),
+            layers: (0..layers).map(|_| Vec::new()).collect(),
         }
     }
 
-    /// Adds `part` to the sum of tensor `k` (the first part starts it).
-    fn add_part(&mut self, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
-        match self.parts.get_mut(k) {
+    /// Adds `part` to the sum of tensor `k` of layer `l` (the first part starts it).
+    fn add_part(&mut self, l: usize, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
+        match self.layers[l].get_mut(k) {
             Some((sum, _)) => *sum = sum.clone() + part,
-            None => self.parts.push((part, shape)),
+            None => self.layers[l].push((part, shape)),
         }
     }
 
     fn merge(&mut self, later: Self) {
-        for (k, (part, shape)) in later.parts.into_iter().enumerate() {
-            self.add_part(k, part, shape);
+        for (l, tensors) in later.layers.into_iter().enumerate() {
+            for (k, (part, shape)) in tensors.into_iter().enumerate() {
+                self.add_part(l, k, part, shape);
+            }
         }
     }
 
@@ -550,19 +617,20 @@ struct Differences<B: Backend>(Sums<B>);
 impl<B: AutodiffBackend> Accumulate<B> for Differences<B::InnerBackend> {
     fn add(&mut self, chunk: Range<usize>, pass: LayerGradients<B>) {
         let (points, batch) = (chunk.len(), self.0.batch);
-        let lg = pass.layers.into_iter().next().expect("one watched layer");
-        for (k, (g, h)) in lg.gradients.into_iter().zip(lg.values).enumerate() {
-            let shape = self.0.shape_of(&g);
-            let features = g.features();
-            let width = batch * features;
-            let g = g.into_flat().reshape([points, width]);
-            let h = h.into_flat().reshape([points, width]);
-            let steps = points - 1;
-            let diff = h.clone().slice(1..points) - h.slice(0..steps);
-            let part = (g.slice(0..steps) * diff)
-                .sum_dim(0)
-                .reshape([batch, features]);
-            self.0.add_part(k, part, shape);
+        for (l, lg) in pass.layers.into_iter().enumerate() {
+            for (k, (g, h)) in lg.gradients.into_iter().zip(lg.values).enumerate() {
+                let shape = self.0.shape_of(&g);
+                let features = g.features();
+                let width = batch * features;
+                let g = g.into_flat().reshape([points, width]);
+                let h = h.into_flat().reshape([points, width]);
+                let steps = points - 1;
+                let diff = h.clone().slice(1..points) - h.slice(0..steps);
+                let part = (g.slice(0..steps) * diff)
+                    .sum_dim(0)
+                    .reshape([batch, features]);
+                self.0.add_part(l, k, part, shape);
+            }
         }
     }
 
@@ -582,16 +650,17 @@ impl<B: AutodiffBackend> Accumulate<B> for WeightedSums<B::InnerBackend> {
     fn add(&mut self, chunk: Range<usize>, pass: LayerGradients<B>) {
         let (steps, batch) = (chunk.len(), self.sums.batch);
         let w = self.weights.clone().slice(chunk).reshape([1, steps]);
-        let lg = pass.layers.into_iter().next().expect("one watched layer");
-        for (k, g) in lg.gradients.into_iter().enumerate() {
-            let shape = self.sums.shape_of(&g);
-            let per_example = g.features();
-            // [1, steps] x [steps, batch * features]: the weighted sum over the steps.
-            let part = w
-                .clone()
-                .matmul(g.into_flat().reshape([steps, batch * per_example]))
-                .reshape([batch, per_example]);
-            self.sums.add_part(k, part, shape);
+        for (l, lg) in pass.layers.into_iter().enumerate() {
+            for (k, g) in lg.gradients.into_iter().enumerate() {
+                let shape = self.sums.shape_of(&g);
+                let per_example = g.features();
+                // [1, steps] x [steps, batch * features]: the weighted sum over the steps.
+                let part = w
+                    .clone()
+                    .matmul(g.into_flat().reshape([steps, batch * per_example]))
+                    .reshape([batch, per_example]);
+                self.sums.add_part(l, k, part, shape);
+            }
         }
     }
 

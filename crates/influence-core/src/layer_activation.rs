@@ -35,7 +35,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerActivation<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layer) = explained(model, layer.into())?;
+        let (model, mut layers) = explained(model, vec![layer.into()])?;
+        let layer = layers.remove(0);
         Ok(Self {
             model,
             layer,
@@ -126,7 +127,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
             layer,
             side,
             tensors: watch
-                .leaves
+                .values
                 .into_iter()
                 .map(|v| {
                     let shape = v.shape().to_vec();

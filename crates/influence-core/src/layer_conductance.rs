@@ -38,7 +38,7 @@ use crate::{Explainable, InfluenceError};
 /// more than it has intervals (the next pass starts at that point again).
 pub struct LayerConductance<B: AutodiffBackend, M: Explainable<B>> {
     model: M::EvalModel,
-    layer: String,
+    layers: Vec<String>,
     _backend: PhantomData<B>,
 }
 
@@ -49,17 +49,36 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layer) = explained(model, layer.into())?;
+        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
             model,
-            layer,
+            layers,
             _backend: PhantomData,
         })
     }
 
-    /// The explained layer.
+    /// Explains several layers in one pass per chunk, as
+    /// [`InternalInfluence::with_layers`](crate::InternalInfluence::with_layers) does: the
+    /// call's [`run_layers`](AttributeCall::run_layers) gives one attribution per layer.
+    ///
+    /// # Errors
+    /// [`InfluenceError::UnknownLayer`] for a layer the model does not expose;
+    /// [`InfluenceError::NoLayers`] for an empty list.
+    pub fn with_layers<S: Into<String>>(
+        model: &M,
+        layers: impl IntoIterator<Item = S>,
+    ) -> Result<Self, InfluenceError> {
+        let (model, layers) = explained(model, layers.into_iter().map(Into::into).collect())?;
+        Ok(Self {
+            model,
+            layers,
+            _backend: PhantomData,
+        })
+    }
+
+    /// The explained layer (the first, when there are several).
     pub fn layer(&self) -> &str {
-        &self.layer
+        &self.layers[0]
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`).
@@ -67,6 +86,6 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<'_, B, M> {
-        AttributeCall::new(&self.model, &self.layer, PathKind::Conductance, inputs)
+        AttributeCall::new(&self.model, &self.layers, PathKind::Conductance, inputs)
     }
 }

@@ -44,7 +44,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layer) = explained(model, layer.into())?;
+        let (model, mut layers) = explained(model, vec![layer.into()])?;
+        let layer = layers.remove(0);
         Ok(Self {
             model,
             layer,

@@ -51,7 +51,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layer) = explained(model, layer.into())?;
+        let (model, mut layers) = explained(model, vec![layer.into()])?;
+        let layer = layers.remove(0);
         Ok(Self {
             model,
             layer,
@@ -80,6 +81,11 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
         let kind = PathKind::IntegratedGradients {
             multiply_by_inputs: self.multiply_by_inputs,
         };
-        AttributeCall::new(&self.model, &self.layer, kind, inputs)
+        AttributeCall::new(
+            &self.model,
+            core::slice::from_ref(&self.layer),
+            kind,
+            inputs,
+        )
     }
 }

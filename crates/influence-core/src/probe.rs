@@ -147,14 +147,18 @@ pub struct Watch<B: Backend> {
     pub side: LayerSide,
     /// The autodiff leaves put in place of the layer's tensors, as `[batch, features]`
     /// views with their full shapes; their values are the activations (or the replacements
-    /// of a [replacing](Probe::replacing) probe). A [capturing](Probe::capturing) probe
-    /// holds the activations here as they are, not as leaves. Empty when the probe only
-    /// [observes](Probe::observing).
+    /// of a [replacing](Probe::replacing) probe), or with several watched layers leaves of
+    /// zeros added to the activations. Empty when the probe only [observes](Probe::observing)
+    /// or [captures](Probe::capturing).
     pub leaves: Vec<AnyTensor<B>>,
     /// The full shape of each of the layer's tensors, `[batch, ...]`, in order.
     pub shapes: Vec<Vec<usize>>,
     /// How many times the forward reached the layer.
     pub hits: usize,
+    /// The layer's tensors as the forward continues with them, `[batch, features]` views with
+    /// their full shapes: the activations (or the replacements). Filled by every probe that
+    /// watches or captures.
+    pub values: Vec<AnyTensor<B>>,
     /// What a [replacing](Probe::replacing) probe puts in place of the layer's tensors,
     /// `[rows, features]` each.
     replacements: Option<Vec<AnyTensor<B>>>,
@@ -181,6 +185,9 @@ enum Mode {
 #[derive(Debug)]
 pub struct Probe<B: Backend> {
     watches: Vec<Watch<B>>,
+    /// Several watched layers: leaves are added to the activations instead of replacing them,
+    /// so that gradients flow through every watched layer to the ones before it.
+    joint: bool,
     mode: Mode,
     /// The dotted path of the enclosing [`scope`](Probe::scope)s, `""` at the top.
     prefix: String,
@@ -200,8 +207,16 @@ impl<B: Backend> Probe<B> {
 
     /// A probe that watches the given layers (several layers in one pass are allowed),
     /// putting an autodiff leaf in place of each watched tensor.
+    ///
+    /// With one layer, the leaf replaces the layer's tensor (`h.detach().require_grad()`): the
+    /// backward pass stops there. With several, a leaf of zeros is added to each
+    /// (`h + 0`), so that the graph runs through every watched layer and the gradient with
+    /// respect to an earlier layer counts the paths through the later ones, as in separate
+    /// calls; the backward pass then stops at the earliest watched layer.
     pub fn watching<S: Into<String>>(layers: impl IntoIterator<Item = (S, LayerSide)>) -> Self {
-        Self::with_mode(layers, Mode::Leaves)
+        let mut probe = Self::with_mode(layers, Mode::Leaves);
+        probe.joint = probe.watches.len() > 1;
+        probe
     }
 
     /// A probe that only counts how often the forward reaches the given layers and records
@@ -211,8 +226,8 @@ impl<B: Backend> Probe<B> {
         Self::with_mode(layers, Mode::Observe)
     }
 
-    /// A probe that keeps the values of the watched tensors (in [`Watch::leaves`], as they
-    /// are, not as leaves) and changes nothing: Captum's `_forward_layer_eval`.
+    /// A probe that keeps the values of the watched tensors (in [`Watch::values`]) and
+    /// changes nothing: Captum's `_forward_layer_eval`.
     pub fn capturing<S: Into<String>>(layers: impl IntoIterator<Item = (S, LayerSide)>) -> Self {
         Self::with_mode(layers, Mode::Capture)
     }
@@ -253,12 +268,14 @@ impl<B: Backend> Probe<B> {
                     leaves: Vec::new(),
                     shapes: Vec::new(),
                     hits: 0,
+                    values: Vec::new(),
                     replacements: None,
                     mismatch: None,
                 })
                 .collect(),
             mode,
             prefix: String::new(),
+            joint: false,
         }
     }
 
@@ -328,9 +345,14 @@ impl<B: Backend> Probe<B> {
             Some(watch) => {
                 watch.hits += 1;
                 watch.leaves.clear();
+                watch.values.clear();
                 watch.shapes.clear();
                 match self.mode {
-                    Mode::Leaves => value.map_tensors(&mut MakeLeaves { watch, next: 0 }),
+                    Mode::Leaves => value.map_tensors(&mut MakeLeaves {
+                        watch,
+                        next: 0,
+                        joint: self.joint,
+                    }),
                     Mode::Capture => value.map_tensors(&mut Keep(watch)),
                     _ => value.map_tensors(&mut Shapes(&mut watch.shapes)),
                 }
@@ -365,10 +387,11 @@ fn full_name_is(full: &str, prefix: &str, name: &str) -> bool {
 }
 
 /// Replaces each tensor by a leaf that requires a gradient (holding the tensor's values, or
-/// the watch's replacement), recording the leaf.
+/// the watch's replacement), or with `joint` adds a leaf of zeros to it, recording the leaf.
 struct MakeLeaves<'a, B: Backend> {
     watch: &'a mut Watch<B>,
     next: usize,
+    joint: bool,
 }
 
 impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
@@ -376,6 +399,17 @@ impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
         let shape = tensor.dims();
         // The leaf is the [batch, features] view; the forward continues with it reshaped
         // back, so its gradient is the gradient of the activation as used downstream.
+        if self.joint {
+            let value = AnyTensor::from(tensor.clone());
+            let zeros = Tensor::<B, 2>::zeros(value.flat().dims(), &value.flat().device());
+            let leaf = zeros.require_grad();
+            self.watch.shapes.push(shape.to_vec());
+            self.watch
+                .leaves
+                .push(AnyTensor::from_flat(leaf.clone(), shape.to_vec()));
+            self.watch.values.push(value);
+            return tensor + leaf.reshape(shape);
+        }
         let leaf = AnyTensor::from(tensor.detach());
         let mut flat = leaf.into_flat();
         let k = self.next;
@@ -391,9 +425,9 @@ impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
         }
         let flat = flat.require_grad();
         self.watch.shapes.push(shape.to_vec());
-        self.watch
-            .leaves
-            .push(AnyTensor::from_flat(flat.clone(), shape.to_vec()));
+        let leaf = AnyTensor::from_flat(flat.clone(), shape.to_vec());
+        self.watch.values.push(leaf.clone());
+        self.watch.leaves.push(leaf);
         flat.reshape(shape)
     }
 }
@@ -403,10 +437,8 @@ struct Keep<'a, B: Backend>(&'a mut Watch<B>);
 
 impl<B: Backend> TensorMap<B> for Keep<'_, B> {
     fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
-        let shape = tensor.dims().to_vec();
-        self.0.shapes.push(shape.clone());
-        let flat = AnyTensor::from(tensor.clone()).into_flat();
-        self.0.leaves.push(AnyTensor::from_flat(flat, shape));
+        self.0.shapes.push(tensor.dims().to_vec());
+        self.0.values.push(AnyTensor::from(tensor.clone()));
         tensor
     }
 }
