@@ -236,3 +236,70 @@ fn new_arguments_give_typed_errors() {
         Err(InfluenceError::TargetMissing { .. })
     ));
 }
+
+#[test]
+fn run_to_tolerance_meets_the_tolerance_against_a_fine_reference() {
+    let (model, x) = cnn();
+    let ii = InternalInfluence::new(&model, "conv1").unwrap();
+    let call = || {
+        ii.attribute(x.clone())
+            .target(Target::PerExample(vec![0, 3, 1, 2]))
+    };
+    let reference = values(&call().n_steps(2000).run().unwrap());
+    let features = reference.len() / 4;
+    // The largest per-example relative L2 error, as run_to_tolerance measures it.
+    let error = |a: &[f32]| {
+        (0..4)
+            .map(|i| {
+                let (r, a) = (
+                    &reference[i * features..(i + 1) * features],
+                    &a[i * features..(i + 1) * features],
+                );
+                let d: f64 = r.iter().zip(a).map(|(r, a)| ((r - a) as f64).powi(2)).sum();
+                let n: f64 = r.iter().map(|r| (*r as f64).powi(2)).sum();
+                (d / n).sqrt()
+            })
+            .fold(0.0, f64::max)
+    };
+    // Captum's Riemann trapezoid converges at first order here (its error halves when the
+    // points double): 1e-4 would take more than MAX_TOLERANCE_STEPS points.
+    assert!(matches!(
+        call()
+            .method(Method::RiemannTrapezoid)
+            .run_to_tolerance(1e-4),
+        Err(InfluenceError::ToleranceNotReached { .. })
+    ));
+    for (method, rtols) in [
+        (Method::GaussLegendre, &[1e-2, 1e-3, 1e-4][..]),
+        (Method::RiemannMiddle, &[1e-2, 1e-3, 1e-4]),
+        (Method::RiemannTrapezoid, &[1e-2, 1e-3]),
+    ] {
+        for &rtol in rtols {
+            let converged = call().method(method).run_to_tolerance(rtol).unwrap();
+            let actual = error(&values(&converged.attribution));
+            println!(
+                "{method:?} rtol {rtol:e}: {} points, estimate {:.2e}, error against 2000 points {actual:.2e}",
+                converged.n_steps, converged.error_estimate
+            );
+            assert!(converged.n_steps.is_power_of_two() && converged.n_steps >= 8);
+            assert!(converged.error_estimate <= rtol);
+            assert!(
+                actual <= rtol,
+                "{method:?} rtol {rtol}: actual error {actual}"
+            );
+        }
+    }
+    assert!(matches!(
+        call().run_to_tolerance(0.0),
+        Err(InfluenceError::BadTolerance { .. })
+    ));
+    assert!(matches!(
+        call().run_to_tolerance(f64::NAN),
+        Err(InfluenceError::BadTolerance { .. })
+    ));
+    // float32 cannot resolve 1e-12: the search stops with a typed error, not a wrong claim.
+    assert!(matches!(
+        call().run_to_tolerance(1e-12),
+        Err(InfluenceError::ToleranceNotReached { n_steps: 4096, .. })
+    ));
+}

@@ -330,6 +330,26 @@ pub enum InfluenceError {
         layers: usize,
     },
 
+    /// A tolerance that is not a positive finite number.
+    #[error("rtol: {rtol} is not a relative tolerance; give a positive finite number (1e-3, say)")]
+    BadTolerance {
+        /// The value given.
+        rtol: f64,
+    },
+
+    /// `run_to_tolerance` did not reach the tolerance within its largest number of points.
+    #[error(
+        "rtol: the relative error estimate is still {estimate:.3e} at {n_steps} points, above {rtol:.1e}; ask for a larger tolerance or set n_steps yourself (a ReLU network's integrand has kinks that slow every quadrature rule)"
+    )]
+    ToleranceNotReached {
+        /// The tolerance asked for.
+        rtol: f64,
+        /// The points of the last level computed.
+        n_steps: usize,
+        /// Its error estimate.
+        estimate: f64,
+    },
+
     /// `return_convergence_delta` for a method that has none (Captum offers it on
     /// `LayerConductance` and `LayerIntegratedGradients`).
     #[error(

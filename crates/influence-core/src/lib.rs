@@ -60,7 +60,9 @@ pub use error::InfluenceError;
 pub use eval::{Eval, ToEval};
 pub use explainable::Explainable;
 pub use gradient::{LayerGradient, LayerGradients, layer_gradients, layer_gradients_probed};
-pub use internal_influence::{AttributeCall, InternalInfluence, InternalInfluenceConfig};
+pub use internal_influence::{
+    AttributeCall, Converged, InternalInfluence, InternalInfluenceConfig, MAX_TOLERANCE_STEPS,
+};
 pub use layer_activation::{ActivationCall, LayerActivation};
 pub use layer_conductance::LayerConductance;
 pub use layer_gradient_x_activation::{GradientCall, LayerGradientXActivation};
