@@ -59,6 +59,11 @@ struct Args {
     /// With `--layers`: one call per layer instead of one call for all.
     #[arg(long)]
     separate_calls: bool,
+    /// Instead of timing: the quadrature study of `docs/quadrature.md` on the first backend.
+    /// Per workload, the error of Captum's default (50 Gauss-Legendre points) and the points,
+    /// time and error of `run_to_tolerance` at 1e-3 and 1e-4, all against 2,000 points.
+    #[arg(long)]
+    quadrature_study: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -213,6 +218,116 @@ fn time_one<B: AutodiffBackend>(
     }
 }
 
+/// The largest over the examples of the relative L2 error of `a` against `reference`.
+fn relative_error(a: &[f32], reference: &[f32], batch: usize) -> f64 {
+    let per = reference.len() / batch;
+    (0..batch)
+        .map(|i| {
+            let (r, a) = (
+                &reference[i * per..(i + 1) * per],
+                &a[i * per..(i + 1) * per],
+            );
+            let d: f64 = r
+                .iter()
+                .zip(a)
+                .map(|(r, a)| (*r as f64 - *a as f64).powi(2))
+                .sum();
+            let n: f64 = r.iter().map(|r| (*r as f64).powi(2)).sum();
+            if d == 0.0 { 0.0 } else { (d / n).sqrt() }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// One workload's row of the quadrature study: `make` starts the workload's call; `rows` is
+/// the rows of one 50-point pass, the chunk every run uses (bounded memory at 2,000 points).
+fn study<'a, B: AutodiffBackend, M: Explainable<B> + 'a>(
+    name: &str,
+    batch: usize,
+    make: impl Fn() -> AttributeCall<'a, B, M>,
+) {
+    let rows = 50 * batch;
+    let read = |a: burn_influence::Attribution<B::InnerBackend>| a.to_vec().expect("read back");
+    let t = Instant::now();
+    let reference = read(
+        make()
+            .n_steps(2000)
+            .internal_batch_size(rows)
+            .run()
+            .expect("runs"),
+    );
+    println!(
+        "{name:<11} reference 2000 points: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let default = read(
+        make()
+            .n_steps(50)
+            .internal_batch_size(rows)
+            .run()
+            .expect("runs"),
+    );
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{name:<11} {:<10} {:>7} {:>9.3} {:>10} {:>11.2e}",
+        "n_steps=50",
+        50,
+        secs,
+        "-",
+        relative_error(&default, &reference, batch)
+    );
+    for rtol in [1e-3, 1e-4] {
+        let t = Instant::now();
+        match make().internal_batch_size(rows).run_to_tolerance(rtol) {
+            Ok(c) => {
+                let secs = t.elapsed().as_secs_f64();
+                let error = relative_error(&read(c.attribution), &reference, batch);
+                println!(
+                    "{name:<11} {:<10} {:>7} {:>9.3} {:>10.2e} {:>11.2e}",
+                    format!("rtol={rtol:e}"),
+                    c.n_steps,
+                    secs,
+                    c.error_estimate,
+                    error
+                );
+            }
+            Err(e) => println!("{name:<11} rtol={rtol:e}: {e}"),
+        }
+    }
+}
+
+fn study_one<B: AutodiffBackend>(w: &Workload, device: &B::Device) {
+    match &w.kind {
+        Kind::Sequential(net) => {
+            let model =
+                influence_testkit::sequential::Sequential::<B>::from_specs(&net.layers, device);
+            let input = net.input::<B>(device);
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            let targets = Target::PerExample(net.targets());
+            study(w.name, net.batch(), || {
+                ii.attribute(input.clone()).target(targets.clone())
+            });
+        }
+        Kind::MiniLm(dir) => {
+            let model = influence_minilm::MiniLm::<B>::load(dir, device).expect("MiniLM loads");
+            let query = model
+                .tokenize(&[workloads::MINILM_QUERY.to_string()], device)
+                .expect("tokenizes");
+            let batch = model
+                .tokenize(&[workloads::MINILM_SENTENCE.to_string()], device)
+                .expect("tokenizes");
+            let f =
+                influence_minilm::Similarity::new(model.bert.clone(), model.embed(&query).detach());
+            let words = model.bert.word_embeddings(batch.input_ids.clone()).detach();
+            let ii = InternalInfluence::new(&f, w.layer).expect("the workload's layer");
+            study(w.name, 1, || {
+                ii.attribute(words.clone())
+                    .additional_forward_args(batch.mask.clone())
+            });
+        }
+    }
+}
+
 fn compiled_backends() -> Vec<&'static str> {
     [
         #[cfg(feature = "flex")]
@@ -295,6 +410,31 @@ fn main() -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
+    }
+    if args.quadrature_study {
+        println!(
+            "# quadrature study on {}: largest per-example relative L2 error against 2000 Gauss-Legendre points",
+            backends[0]
+        );
+        println!(
+            "{:<11} {:<10} {:>7} {:>9} {:>10} {:>11}",
+            "workload", "setting", "n_steps", "seconds", "estimate", "error"
+        );
+        for w in &workloads {
+            match backends[0].as_str() {
+                #[cfg(feature = "flex")]
+                "flex" => {
+                    study_one::<burn_influence::flex::Backend>(w, &burn_influence::flex::device())
+                }
+                #[cfg(feature = "ndarray")]
+                "ndarray" => study_one::<burn_influence::ndarray::Backend>(
+                    w,
+                    &burn_influence::ndarray::device(),
+                ),
+                other => println!("# quadrature study: backend {other} not offered here"),
+            }
+        }
+        return ExitCode::SUCCESS;
     }
     if args.ablation != Ablation::None
         && workloads.iter().any(|w| matches!(w.kind, Kind::MiniLm(_)))
