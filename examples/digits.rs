@@ -6,6 +6,7 @@
 //! cargo run --release --features ndarray --example digits -- --backend ndarray
 //! cargo run --release --features wgpu --example digits -- --backend wgpu
 //! cargo run --release --example digits -- --layer conv1 --n-steps 32 --method riemann_middle --out my-run
+//! cargo run --release --example digits -- --attribution layer_conductance --out conductance
 //! ```
 //!
 //! Trains on first use (fixed seed, stratified 80/20 split) and saves the weights with Burn's
@@ -20,11 +21,11 @@ use std::process::ExitCode;
 use burn_influence::Method;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use influence_digits::explain::ExplainConfig;
+use influence_digits::explain::{ExplainConfig, LayerMethod};
 use influence_digits::train::TrainConfig;
 use influence_digits::{DigitsError, RunConfig, Stage, Summary};
 
-/// Train a digits CNN and explain it with Internal Influence.
+/// Train a digits CNN and explain it with Internal Influence (or a sibling layer method).
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -40,6 +41,11 @@ struct Args {
     /// Quadrature rule: gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid.
     #[arg(long, default_value = "gausslegendre")]
     method: String,
+    /// Layer method (Captum's names): internal_influence, layer_conductance,
+    /// layer_integrated_gradients, layer_gradient_x_activation, layer_activation. The last two
+    /// take no path (`--n-steps`, `--method` unused); layer_activation explains no class.
+    #[arg(long, default_value = "internal_influence")]
+    attribution: String,
     /// Rows (digits × steps) per forward/backward pass.
     #[arg(long, default_value_t = 4096)]
     internal_batch_size: usize,
@@ -76,6 +82,10 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let method: Method = args.method.parse().map_err(|e| format!("--method: {e}"))?;
+    let attribution: LayerMethod = args
+        .attribution
+        .parse()
+        .map_err(|e| format!("--attribution: {e}"))?;
     let mut config = RunConfig::new(&args.data, &args.out, &args.backend);
     if let Some(w) = &args.weights {
         config.weights = w.clone();
@@ -85,6 +95,7 @@ fn run(args: &Args) -> Result<(), String> {
         .with_epochs(args.epochs)
         .with_seed(args.seed);
     config.explain = ExplainConfig {
+        attribution,
         layer: args.layer.clone(),
         n_steps: args.n_steps,
         method,
@@ -152,7 +163,10 @@ fn run_on<B: burn::tensor::backend::AutodiffBackend>(
         ),
         Stage::Explaining(n) => {
             explaining.set(std::time::Instant::now());
-            println!("computing Internal Influence for {n} held-out digits ...");
+            println!(
+                "computing {} for {n} held-out digits ...",
+                config.explain.attribution
+            );
         }
     })?;
     println!(
@@ -171,8 +185,12 @@ fn print_summary(s: &Summary) {
         r.train_size
     );
     println!(
-        "\nmost influential channels of layer {} per class (mean influence over the digits predicted as that class; {}, n_steps {}, {})",
-        r.settings.layer, r.settings.method, r.settings.n_steps, r.settings.backend
+        "\nmost influential channels of layer {} per class (mean {} over the digits predicted as that class; {}, n_steps {}, {})",
+        r.settings.layer,
+        r.settings.attribution,
+        r.settings.method,
+        r.settings.n_steps,
+        r.settings.backend
     );
     println!("class  digits  top channels (mean influence)");
     for c in &r.classes {

@@ -91,6 +91,26 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
     /// [`InfluenceError::Forward`] when the model's forward fails on the inputs;
     /// [`InfluenceError::OutputBatch`] when the output does not have one row per example.
     pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        let (attribution, checks) = self.compute()?;
+        checks.check()?;
+        Ok(attribution)
+    }
+
+    /// [`run`](Self::run) without a blocking read: the one read is awaited (WebGPU in a
+    /// browser).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        let (attribution, checks) = self.compute()?;
+        checks.check_async().await?;
+        Ok(attribution)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn compute(
+        self,
+    ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
         let batch = path.batch();
@@ -121,9 +141,9 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
                 output_shape: output.shape().to_vec(),
             });
         }
-        Deferred::finiteness(&call.path).check()?;
+        let checks = Deferred::finiteness(&call.path);
         let watch = watches.into_iter().next().expect("one watched layer");
-        Ok(Attribution {
+        let attribution = Attribution {
             layer,
             side,
             tensors: watch
@@ -134,6 +154,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
                     AnyTensor::from_flat(v.into_flat().inner(), shape)
                 })
                 .collect(),
-        })
+        };
+        Ok((attribution, checks))
     }
 }

@@ -14,7 +14,7 @@ use core::ops::Range;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 
-use crate::engine::{Accumulate, Call, PathSpace};
+use crate::engine::{Accumulate, Call, Deferred, PathSpace};
 use crate::inputs::PathInputs;
 use crate::internal_influence::{EvalArgs, EvalInputs, explained};
 use crate::tensor_group::collect;
@@ -124,6 +124,26 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
     /// The [`InfluenceError`]s about `inputs`, `target`, `additional_forward_args` and the
     /// layer; [`InfluenceError::Forward`] when the model's forward fails on the inputs.
     pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        let (attribution, checks) = self.compute()?;
+        checks.check()?;
+        Ok(attribution)
+    }
+
+    /// [`run`](Self::run) without a blocking read: the one read is awaited (WebGPU in a
+    /// browser).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        let (attribution, checks) = self.compute()?;
+        checks.check_async().await?;
+        Ok(attribution)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn compute(
+        self,
+    ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
         let target = self.target?;
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
@@ -153,12 +173,12 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
             parts: Vec::new(),
         };
         let (products, checks, _) = call.run(&self.method.model, 1, new_acc)?;
-        checks.check()?;
-        Ok(Attribution {
+        let attribution = Attribution {
             layer,
             side,
             tensors: products.parts,
-        })
+        };
+        Ok((attribution, checks))
     }
 }
 

@@ -7,16 +7,133 @@
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use influence_core::{InternalInfluence, Method, Target};
+use influence_core::{
+    Attribution, InfluenceError, InternalInfluence, LayerActivation, LayerConductance,
+    LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
+};
 use serde::Serialize;
 
 use crate::DigitsError;
 use crate::data::{CLASSES, Digits};
 use crate::model::{Ablation, DigitsCnn, spatial_shape};
 
+/// The layer method that explains the digits, with Captum's names (`internal_influence`,
+/// `layer_conductance`, `layer_integrated_gradients`, `layer_gradient_x_activation`,
+/// `layer_activation`), so that they can be compared on the same digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerMethod {
+    /// Internal Influence (Leino et al. 2018), the default.
+    #[default]
+    InternalInfluence,
+    /// Layer Conductance.
+    LayerConductance,
+    /// Layer Integrated Gradients (multiplied by the activation difference).
+    LayerIntegratedGradients,
+    /// Layer Gradient × Activation (no path: `n_steps` and `method` unused).
+    LayerGradientXActivation,
+    /// The layer's activation itself (no path and no target).
+    LayerActivation,
+}
+
+impl LayerMethod {
+    /// Every method, in the order above.
+    pub const ALL: [LayerMethod; 5] = [
+        LayerMethod::InternalInfluence,
+        LayerMethod::LayerConductance,
+        LayerMethod::LayerIntegratedGradients,
+        LayerMethod::LayerGradientXActivation,
+        LayerMethod::LayerActivation,
+    ];
+
+    /// Captum's name in snake case (`layer_conductance`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerMethod::InternalInfluence => "internal_influence",
+            LayerMethod::LayerConductance => "layer_conductance",
+            LayerMethod::LayerIntegratedGradients => "layer_integrated_gradients",
+            LayerMethod::LayerGradientXActivation => "layer_gradient_x_activation",
+            LayerMethod::LayerActivation => "layer_activation",
+        }
+    }
+
+    /// Whether it integrates along a path (`n_steps` and `method` apply).
+    pub fn has_path(self) -> bool {
+        matches!(
+            self,
+            LayerMethod::InternalInfluence
+                | LayerMethod::LayerConductance
+                | LayerMethod::LayerIntegratedGradients
+        )
+    }
+
+    /// Attributes `x` at `layer` of `model` for one class per example, with the path settings
+    /// where the method has a path.
+    ///
+    /// # Errors
+    /// The method's [`InfluenceError`]s.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attribute<B: AutodiffBackend>(
+        self,
+        model: &DigitsCnn<B>,
+        layer: &str,
+        x: Tensor<B, 4>,
+        targets: &[usize],
+        n_steps: usize,
+        method: Method,
+        internal_batch_size: usize,
+    ) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        let target = Target::PerExample(targets.to_vec());
+        macro_rules! path {
+            ($explainer:expr) => {
+                $explainer
+                    .attribute(x)
+                    .target(target)
+                    .n_steps(n_steps)
+                    .method(method)
+                    .internal_batch_size(internal_batch_size)
+                    .run()
+            };
+        }
+        match self {
+            LayerMethod::InternalInfluence => path!(InternalInfluence::new(model, layer)?),
+            LayerMethod::LayerConductance => path!(LayerConductance::new(model, layer)?),
+            LayerMethod::LayerIntegratedGradients => {
+                path!(LayerIntegratedGradients::new(model, layer)?)
+            }
+            LayerMethod::LayerGradientXActivation => LayerGradientXActivation::new(model, layer)?
+                .attribute(x)
+                .target(target)
+                .run(),
+            LayerMethod::LayerActivation => LayerActivation::new(model, layer)?.attribute(x).run(),
+        }
+    }
+}
+
+impl core::fmt::Display for LayerMethod {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for LayerMethod {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        LayerMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = LayerMethod::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown attribution method {s:?}; choose one of {names:?}")
+            })
+    }
+}
+
 /// What to explain and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainConfig {
+    /// The layer method (default Internal Influence).
+    pub attribution: LayerMethod,
     /// A spatial layer of the model (see [`crate::model::SPATIAL_LAYERS`]).
     pub layer: String,
     /// Quadrature points.
@@ -30,6 +147,7 @@ pub struct ExplainConfig {
 impl Default for ExplainConfig {
     fn default() -> Self {
         Self {
+            attribution: LayerMethod::InternalInfluence,
             layer: "conv2".into(),
             n_steps: 50,
             method: Method::GaussLegendre,
@@ -119,9 +237,10 @@ impl Explanation {
     }
 }
 
-/// Computes the Internal Influence of `config.layer` for the digits `idx`, each explained for
-/// its class in `targets`, in one attribution over the whole set (chunked by
-/// `internal_batch_size`), and the per-class channel rankings.
+/// Computes the attribution (`config.attribution`, default Internal Influence) of
+/// `config.layer` for the digits `idx`, each explained for its class in `targets`, in one
+/// attribution over the whole set (chunked by `internal_batch_size`), and the per-class
+/// channel rankings.
 ///
 /// # Errors
 /// [`DigitsError::Layer`] for a layer that is not spatial, and the attribution's errors.
@@ -136,14 +255,15 @@ pub fn explain<B: AutodiffBackend>(
     let (channels, side) = spatial_shape(&config.layer).ok_or_else(|| DigitsError::Layer {
         name: config.layer.clone(),
     })?;
-    let ii = InternalInfluence::new(model, config.layer.as_str())?;
-    let attribution = ii
-        .attribute(data.images::<B>(idx, device))
-        .target(Target::PerExample(targets.to_vec()))
-        .n_steps(config.n_steps)
-        .method(config.method)
-        .internal_batch_size(config.internal_batch_size)
-        .run()?;
+    let attribution = config.attribution.attribute(
+        model,
+        &config.layer,
+        data.images::<B>(idx, device),
+        targets,
+        config.n_steps,
+        config.method,
+        config.internal_batch_size,
+    )?;
     let influence = attribution.tensors()[0].to_vec()?;
     let mut explanation = Explanation {
         layer: config.layer.clone(),

@@ -114,6 +114,8 @@ impl RunConfig {
 /// The settings recorded in the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
+    /// Layer method (Captum's name, `internal_influence` by default).
+    pub attribution: String,
     /// Explained layer.
     pub layer: String,
     /// Quadrature rule (Captum's name).
@@ -276,6 +278,7 @@ pub fn run<B: AutodiffBackend>(
 
     let report = Report {
         settings: Settings {
+            attribution: config.explain.attribution.to_string(),
             layer: config.explain.layer.clone(),
             method: config.explain.method.to_string(),
             n_steps: config.explain.n_steps,

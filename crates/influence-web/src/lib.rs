@@ -12,8 +12,12 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use influence_core::{InfluenceError, InternalInfluence, Method, Target};
+use influence_core::{
+    Attribution, InfluenceError, InternalInfluence, LayerActivation, LayerConductance,
+    LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
+};
 use influence_digits::data::PIXELS;
+pub use influence_digits::explain::LayerMethod;
 use influence_digits::model::{DigitsCnn, DigitsCnnConfig};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +55,8 @@ pub fn fixtures() -> Vec<Fixture> {
 pub struct DigitExplanation {
     /// The backend that computed it.
     pub backend: String,
+    /// The layer method (Captum's name).
+    pub attribution: String,
     /// The 10 logits.
     pub logits: Vec<f32>,
     /// The predicted class, the explained target.
@@ -97,8 +103,50 @@ async fn read<B: burn::tensor::backend::Backend>(t: Tensor<B, 2>) -> Result<Vec<
         .map_err(|e| WebError::Influence(InfluenceError::Read(format!("{e:?}"))))
 }
 
-/// Predicts one digit and explains the prediction with Internal Influence at `conv2`
-/// (Gauss-Legendre, `n_steps` points, zero baseline), without a blocking read.
+/// `method` at `conv2` of `x` for class `target`, awaiting the one device read.
+async fn attribute<B: AutodiffBackend>(
+    method: LayerMethod,
+    model: &DigitsCnn<B>,
+    x: Tensor<B, 4>,
+    target: usize,
+    n_steps: usize,
+) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+    macro_rules! path {
+        ($explainer:expr) => {
+            $explainer
+                .attribute(x)
+                .target(Target::Index(target))
+                .n_steps(n_steps)
+                .method(Method::GaussLegendre)
+                .run_async()
+                .await
+        };
+    }
+    match method {
+        LayerMethod::InternalInfluence => path!(InternalInfluence::new(model, LAYER)?),
+        LayerMethod::LayerConductance => path!(LayerConductance::new(model, LAYER)?),
+        LayerMethod::LayerIntegratedGradients => {
+            path!(LayerIntegratedGradients::new(model, LAYER)?)
+        }
+        LayerMethod::LayerGradientXActivation => {
+            LayerGradientXActivation::new(model, LAYER)?
+                .attribute(x)
+                .target(Target::Index(target))
+                .run_async()
+                .await
+        }
+        LayerMethod::LayerActivation => {
+            LayerActivation::new(model, LAYER)?
+                .attribute(x)
+                .run_async()
+                .await
+        }
+    }
+}
+
+/// Predicts one digit and explains the prediction with `method` (Internal Influence or a
+/// sibling) at `conv2` (Gauss-Legendre, `n_steps` points, zero baseline, for the methods with
+/// a path), without a blocking read.
 ///
 /// # Shapes
 /// - pixels: 64 values in [0, 1], row-major 8×8
@@ -108,6 +156,7 @@ async fn read<B: burn::tensor::backend::Backend>(t: Tensor<B, 2>) -> Result<Vec<
 pub async fn explain_digit<B: AutodiffBackend>(
     model: &DigitsCnn<B>,
     pixels: &[f32],
+    method: LayerMethod,
     n_steps: usize,
     backend: &str,
     device: &B::Device,
@@ -123,14 +172,7 @@ pub async fn explain_digit<B: AutodiffBackend>(
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i)
         .expect("10 logits");
-    let ii = InternalInfluence::new(model, LAYER)?;
-    let attribution = ii
-        .attribute(x)
-        .target(Target::Index(predicted))
-        .n_steps(n_steps)
-        .method(Method::GaussLegendre)
-        .run_async()
-        .await?;
+    let attribution = attribute(method, model, x, predicted, n_steps).await?;
     let values = attribution
         .into_tensors()
         .remove(0)
@@ -150,6 +192,7 @@ pub async fn explain_digit<B: AutodiffBackend>(
     }
     Ok(DigitExplanation {
         backend: backend.to_owned(),
+        attribution: method.to_string(),
         logits,
         predicted,
         n_steps,

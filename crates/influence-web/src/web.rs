@@ -1,4 +1,4 @@
-//! The JavaScript surface (wasm-bindgen): `load(preferWebgpu)`, `explain(pixels, nSteps)`,
+//! The JavaScript surface (wasm-bindgen): `load(preferWebgpu)`, `explain(pixels, nSteps, attribution)`,
 //! `fixture_digits()`.
 
 use std::cell::RefCell;
@@ -49,21 +49,29 @@ pub async fn load(prefer_webgpu: bool) -> Result<String, JsError> {
     Ok("flex".into())
 }
 
-/// Predicts and explains one digit (64 pixel values in [0, 1], row-major 8×8) with
+/// Predicts and explains one digit (64 pixel values in [0, 1], row-major 8×8) with the
+/// layer method `attribution` (Captum's name: `internal_influence`, `layer_conductance`,
+/// `layer_integrated_gradients`, `layer_gradient_x_activation`, `layer_activation`) and
 /// `n_steps` Gauss-Legendre points; returns the [`crate::DigitExplanation`] as JSON.
 #[wasm_bindgen]
-pub async fn explain(pixels: Vec<f32>, n_steps: usize) -> Result<String, JsError> {
+pub async fn explain(
+    pixels: Vec<f32>,
+    n_steps: usize,
+    attribution: String,
+) -> Result<String, JsError> {
+    let method: crate::LayerMethod = attribution.parse().map_err(|e: String| JsError::new(&e))?;
     let engine = ENGINE
         .with(|e| e.borrow().clone())
         .ok_or_else(|| JsError::new("call load() first"))?;
     let result = match engine {
         Engine::Flex(model) => {
-            explain_digit(&model, &pixels, n_steps, "flex", &influence_flex::device()).await
+            let device = influence_flex::device();
+            explain_digit(&model, &pixels, method, n_steps, "flex", &device).await
         }
         #[cfg(feature = "webgpu")]
         Engine::WebGpu(model) => {
             let device = burn_wgpu::WgpuDevice::DefaultDevice;
-            explain_digit(&model, &pixels, n_steps, "webgpu", &device).await
+            explain_digit(&model, &pixels, method, n_steps, "webgpu", &device).await
         }
     }
     .map_err(js_err)?;

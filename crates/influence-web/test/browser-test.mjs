@@ -1,6 +1,7 @@
 // The browser test of the web demo: loads the page in headless Debian Chromium (driven by
 // playwright-core; no browser is downloaded), explains every fixture digit in the page and
-// compares the numbers with the native ones (`native-reference`, the same code on flex).
+// compares the numbers with the native ones (`native-reference`, the same code on flex): every
+// fixture with Internal Influence, then the first with each sibling method of the picker.
 //
 // usage: node browser-test.mjs URL NATIVE_JSON [N_STEPS]
 import { chromium } from 'playwright-core';
@@ -38,9 +39,10 @@ try {
     const scale = Math.max(1e-12, ...b.map(Math.abs));
     return Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / scale;
   };
-  for (const [i, ref] of native.entries()) {
-    const r = await page.evaluate(([i, n]) => window.demo.explainFixture(i, n), [i, nSteps]);
+  for (const ref of native) {
     const e = ref.explanation;
+    const r = await page.evaluate(([i, n, a]) => window.demo.explainFixture(i, n, a),
+      [ref.fixture, nSteps, e.attribution]);
     const diffs = {
       logits: relDiff(r.logits, e.logits),
       map: relDiff(r.map, e.map),
@@ -49,8 +51,10 @@ try {
     const worst = Math.max(...Object.values(diffs));
     const ok = r.predicted === e.predicted && worst <= TOLERANCE;
     if (!ok) failures++;
-    console.log(`  digit ${ref.label} (row ${ref.index}): predicted ${r.predicted} (native ${e.predicted}),` +
-      ` largest relative difference ${worst.toExponential(2)} ${ok ? 'ok' : 'FAILED'}`);
+    const ok2 = ok && r.attribution === e.attribution;
+    if (ok && !ok2) failures++;
+    console.log(`  digit ${ref.label} (row ${ref.index}), ${r.attribution}: predicted ${r.predicted} (native ${e.predicted}),` +
+      ` largest relative difference ${worst.toExponential(2)} ${ok2 ? 'ok' : 'FAILED'}`);
   }
   await page.screenshot({ path: path.join(os.tmpdir(), 'influence-web-demo.png') });
 } finally {

@@ -40,7 +40,7 @@ function drawMaps(map) {
 function showResult(r, ms) {
   $('predicted').textContent = r.predicted;
   $('backend').textContent = r.backend;
-  $('timing').textContent = `${r.n_steps} Gauss-Legendre steps, ${ms.toFixed(0)} ms.`;
+  $('timing').textContent = `${r.attribution}, ${r.n_steps} Gauss-Legendre steps, ${ms.toFixed(0)} ms.`;
   const lo = Math.min(...r.logits), hi = Math.max(...r.logits);
   const rows = r.logits.map((l, c) =>
     `<tr class="${c === r.predicted ? 'pred' : ''}"><td>${c}</td><td>${l.toFixed(2)}</td>` +
@@ -51,7 +51,7 @@ function showResult(r, ms) {
 
 async function run(nSteps) {
   const t0 = performance.now();
-  const r = JSON.parse(await explain(Array.from(pixels), nSteps));
+  const r = JSON.parse(await explain(Array.from(pixels), nSteps, $('attribution').value));
   showResult(r, performance.now() - t0);
   window.demo.last = r;
   return r;
@@ -102,7 +102,12 @@ async function main() {
 
   window.demo.backend = backend;
   window.demo.fixtures = fixtures;
-  window.demo.explainFixture = async (i, nSteps) => { setPixels(fixtures[i].pixels); return run(nSteps); };
+  // The picker's method unless one is given (Captum's name, as in the method picker).
+  window.demo.explainFixture = async (i, nSteps, attribution) => {
+    if (attribution) $('attribution').value = attribution;
+    setPixels(fixtures[i].pixels);
+    return run(nSteps);
+  };
   setPixels(fixtures[0].pixels);
   await run(+$('steps').value);
 }
