@@ -230,6 +230,11 @@ fn new_arguments_give_typed_errors() {
         lig.attribute(x.clone()).target(99).run(),
         Err(InfluenceError::TargetOutOfRange { .. })
     ));
+    let lc = LayerConductance::new(&model, "act1").unwrap();
+    assert!(matches!(
+        lc.attribute(x.clone()).target(0).n_steps(0).run(),
+        Err(InfluenceError::TooFewSteps { min: 1, .. })
+    ));
     let gxa = LayerGradientXActivation::new(&model, "act1").unwrap();
     assert!(matches!(
         gxa.attribute(x.clone()).run(),

@@ -484,6 +484,14 @@ where
         let config = self.config;
         // Conductance evaluates n_steps + 1 points and uses their differences (Captum's
         // `alphas_func(n_steps + 1)`); the weights are not used.
+        if self.kind == PathKind::Conductance && config.n_steps == 0 {
+            // No interval between points: nothing to attribute.
+            return Err(InfluenceError::TooFewSteps {
+                method: config.method.name(),
+                min: 1,
+                n_steps: 0,
+            });
+        }
         let points = match self.kind {
             PathKind::Conductance => {
                 config
