@@ -220,6 +220,33 @@ fn new_arguments_give_typed_errors() {
         LayerConductance::with_layers(&model, ["act1", "nope"]),
         Err(InfluenceError::UnknownLayer { .. })
     ));
+    assert_eq!(
+        InternalInfluence::with_layers(&model, ["act1", "head", "act1"]).unwrap_err(),
+        InfluenceError::RepeatedLayer {
+            name: "act1".into()
+        }
+    );
+    let lc = LayerConductance::new(&model, "act1").unwrap();
+    assert_eq!(
+        lc.attribute(x.clone())
+            .target(0)
+            .internal_batch_size(0)
+            .run()
+            .unwrap_err(),
+        InfluenceError::ZeroInternalBatchSize
+    );
+    // No input tensor at all (a multi-input model given an empty Vec).
+    let multi =
+        influence_testkit::captum_models::BasicModelMultiLayerMultiInput::<B>::new(&device());
+    let lig = LayerIntegratedGradients::new(&multi, "model.linear1").unwrap();
+    assert_eq!(
+        lig.attribute(Vec::new())
+            .additional_forward_args((None, 1.0))
+            .target(0)
+            .run()
+            .unwrap_err(),
+        InfluenceError::NoInputs
+    );
     assert!(matches!(
         LayerIntegratedGradients::new(&model, "nope"),
         Err(InfluenceError::UnknownLayer { .. })

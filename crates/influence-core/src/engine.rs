@@ -196,8 +196,8 @@ where
                 let at = alphas.clone().slice(chunk.clone());
                 let (x, probe) = match (&self.space, &endpoints) {
                     (PathSpace::Layer, Some(ends)) => {
-                        let ones = Tensor::<B, 1>::ones([steps], &device);
-                        let x = self.path.interpolate(self.inputs.clone(), ones);
+                        // The model runs on the inputs themselves, as under Captum's hook.
+                        let x = self.path.at_points(self.inputs.clone(), &vec![1.0; steps]);
                         (x, Probe::replacing(self.layer_path(ends, at)))
                     }
                     _ => (
@@ -336,6 +336,7 @@ where
         let (output, watches) = self.forward_at(model, &points, device)?;
         check_hits(&watches)?;
         let n = points.len();
+        check_layer_batch(&watches, n * batch)?;
         selector.resolve(&output, n)?;
         let inner_rows = |o: &AnyTensor<B>, rows: Range<usize>| {
             let shape = o.shape().to_vec();
@@ -389,10 +390,10 @@ where
         points: &[f64],
         device: &B::Device,
     ) -> Result<(AnyTensor<B>, Vec<crate::Watch<B>>), InfluenceError> {
+        let _ = device;
         let batch = self.path.batch();
         let n = points.len();
-        let points = Tensor::<B, 1>::from_data(TensorData::new(points.to_vec(), [n]), device);
-        let x = self.path.interpolate(self.inputs.clone(), points);
+        let x = self.path.at_points(self.inputs.clone(), points);
         let expansion = Expansion::new(batch, n);
         let forward = quietly(|| {
             let args = self.args.expand(&expansion);
@@ -407,6 +408,27 @@ where
             batch,
         })
     }
+}
+
+/// Every watched tensor has one row per row of the forward (`rows`): the layer methods sum and
+/// reshape per example.
+///
+/// # Errors
+/// [`InfluenceError::LayerBatch`] naming the first that does not.
+pub(crate) fn check_layer_batch<B: Backend>(
+    watches: &[crate::Watch<B>],
+    rows: usize,
+) -> Result<(), InfluenceError> {
+    for w in watches {
+        if let Some(shape) = w.shapes.iter().find(|s| s.first() != Some(&rows)) {
+            return Err(InfluenceError::LayerBatch {
+                layer: w.layer.clone(),
+                shape: shape.clone(),
+                rows,
+            });
+        }
+    }
+    Ok(())
 }
 
 std::thread_local! {

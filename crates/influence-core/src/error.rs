@@ -317,6 +317,30 @@ pub enum InfluenceError {
         got: Vec<usize>,
     },
 
+    /// No input tensor (an empty `Vec` of inputs).
+    #[error("inputs: no input tensor given; give at least one")]
+    NoInputs,
+
+    /// A watched tensor of a layer whose dim 0 is not one row per example of the forward.
+    #[error(
+        "layer `{layer}`: a tensor of shape {shape:?} where the forward has {rows} rows; the layer methods need dim 0 to be the batch in every tensor of the layer"
+    )]
+    LayerBatch {
+        /// The layer.
+        layer: String,
+        /// The tensor's shape.
+        shape: Vec<usize>,
+        /// The forward's rows (examples × points).
+        rows: usize,
+    },
+
+    /// The same layer named twice in a list of layers.
+    #[error("layers: `{name}` is named twice; name each layer once")]
+    RepeatedLayer {
+        /// The layer.
+        name: String,
+    },
+
     /// A method constructed with an empty list of layers.
     #[error("layers: the list of layers is empty; name at least one")]
     NoLayers,

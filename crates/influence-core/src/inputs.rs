@@ -21,6 +21,8 @@ struct Path<B: Backend> {
     start: Start<B>,
     /// `x − x'`, `[batch, features]`.
     diff: Tensor<B, 2>,
+    /// `x` itself, `[batch, features]`.
+    input: Tensor<B, 2>,
 }
 
 /// The validated inputs and baselines of one `attribute` call.
@@ -46,6 +48,9 @@ impl<B: Backend> PathInputs<B> {
         inputs: Vec<AnyTensor<B>>,
         baselines: &Baselines<B>,
     ) -> Result<Self, InfluenceError> {
+        if inputs.is_empty() {
+            return Err(InfluenceError::NoInputs);
+        }
         let batch = inputs.first().map_or(0, |x| x.batch());
         for (i, x) in inputs.iter().enumerate() {
             if x.batch() == 0 {
@@ -89,6 +94,7 @@ impl<B: Backend> PathInputs<B> {
         for (i, (x, b)) in inputs.into_iter().zip(baselines).enumerate() {
             let shape = x.shape().to_vec();
             let x = x.into_flat();
+            let input = x.clone();
             checked.push(("inputs", i));
             to_check.push(x.clone());
             let (start, diff) = match b {
@@ -117,7 +123,12 @@ impl<B: Backend> PathInputs<B> {
                     (Start::Tensor(t.clone()), x - t)
                 }
             };
-            paths.push(Path { shape, start, diff });
+            paths.push(Path {
+                shape,
+                start,
+                diff,
+                input,
+            });
         }
         Ok(Self {
             batch,
@@ -181,6 +192,48 @@ impl<B: Backend> PathInputs<B> {
                 let mut shape = p.shape.clone();
                 shape[0] = rows;
                 (at.reshape([rows, features]), shape)
+            })
+            .collect();
+        template.map_tensors(&mut Rebuild { flats, next: 0 })
+    }
+}
+
+impl<B: Backend> PathInputs<B> {
+    /// The inputs at a few points of the path, stacked point-major like
+    /// [`interpolate`](Self::interpolate), with the inputs themselves (not `x' + 1·(x − x')`,
+    /// which can differ by a rounding) at α = 1 and the baselines themselves at α = 0: the
+    /// validation forward's end points, and Layer Integrated Gradients' forwards on `x`, as
+    /// Captum runs them.
+    ///
+    /// # Shapes
+    /// - each returned input: `[points.len() * batch, ...]`
+    pub(crate) fn at_points<G: TensorGroup<B>>(&self, template: G, points: &[f64]) -> G {
+        let flats = self
+            .paths
+            .iter()
+            .map(|p| {
+                let device = p.diff.device();
+                let blocks: Vec<Tensor<B, 2>> = points
+                    .iter()
+                    .map(|&a| {
+                        if a == 1.0 {
+                            return p.input.clone();
+                        }
+                        let moved = p.diff.clone().mul_scalar(a);
+                        match &p.start {
+                            Start::Zero => moved,
+                            Start::Scalar(v) => moved.add_scalar(*v),
+                            Start::Tensor(t) if a == 0.0 => {
+                                // x' itself, broadcast to the batch.
+                                Tensor::zeros(p.diff.dims(), &device) + t.clone()
+                            }
+                            Start::Tensor(t) => moved + t.clone(),
+                        }
+                    })
+                    .collect();
+                let mut shape = p.shape.clone();
+                shape[0] = points.len() * self.batch;
+                (Tensor::cat(blocks, 0), shape)
             })
             .collect();
         template.map_tensors(&mut Rebuild { flats, next: 0 })

@@ -180,6 +180,15 @@ pub(crate) fn explained<B: AutodiffBackend, M: Explainable<B>>(
     if layers.is_empty() {
         return Err(InfluenceError::NoLayers);
     }
+    if let Some((_, layer)) = layers
+        .iter()
+        .enumerate()
+        .find(|(i, l)| layers[..*i].contains(l))
+    {
+        return Err(InfluenceError::RepeatedLayer {
+            name: layer.clone(),
+        });
+    }
     let available = model.layer_names();
     if let Some(layer) = layers.iter().find(|l| !available.contains(l)) {
         return Err(InfluenceError::UnknownLayer {
@@ -407,6 +416,14 @@ where
             let fine = self.at_steps(2 * n).run()?;
             let estimate = relative_difference(&coarse, &fine)?;
             n *= 2;
+            if estimate.is_nan() {
+                // A non-finite attribution (the model's own NaN or infinity): no estimate.
+                return Err(InfluenceError::ToleranceNotReached {
+                    rtol,
+                    n_steps: n,
+                    estimate,
+                });
+            }
             if estimate <= rtol {
                 return Ok(Converged {
                     attribution: fine,
@@ -519,12 +536,7 @@ where
             // Chunks of intervals between consecutive points; each pass also evaluates the
             // point that ends its last interval (Captum's `include_endpoint`).
             PathKind::Conductance => {
-                let rows = config
-                    .internal_batch_size
-                    .map(|m| m.saturating_sub(batch).max(1));
-                let (intervals, threads) = parallel_chunks(config.n_steps, batch, rows, threads)?;
-                let points = intervals.into_iter().map(|c| c.start..c.end + 1).collect();
-                (points, threads)
+                conductance_chunks(config.n_steps, batch, config.internal_batch_size, threads)?
             }
             _ => parallel_chunks(config.n_steps, batch, config.internal_batch_size, threads)?,
         };
@@ -615,8 +627,10 @@ pub struct Converged<B: Backend> {
     /// The points used for it.
     pub n_steps: usize,
     /// Its estimated relative error: the largest over the examples of
-    /// `‖a(n_steps) − a(n_steps / 2)‖₂ / ‖a(n_steps)‖₂`. It estimates the error of the
-    /// coarser result, so it is pessimistic for the returned one.
+    /// `‖a(n_steps) − a(n_steps / 2)‖₂ / ‖a(n_steps)‖₂`. It measures the error of the coarser
+    /// result: for a smooth integrand it overestimates the returned one's, but where the
+    /// integrand jumps (a ReLU network) the rule converges at first order and it is about the
+    /// returned one's error (see `docs/quadrature.md`).
     pub error_estimate: f64,
 }
 
@@ -645,7 +659,14 @@ fn relative_difference<B: Backend>(
         .iter()
         .zip(&norm)
         .map(|(d, n)| if *d == 0.0 { 0.0 } else { (d / n).sqrt() })
-        .fold(0.0, f64::max))
+        // A NaN (non-finite attribution) wins, so that it cannot pass for converged.
+        .fold(0.0, |m: f64, r| {
+            if r.is_nan() || m.is_nan() {
+                f64::NAN
+            } else {
+                m.max(r)
+            }
+        }))
 }
 
 /// `attr · (h(x) − h(x'))`, tensor by tensor (Layer Integrated Gradients'
@@ -795,6 +816,47 @@ pub(crate) fn default_threads<B: Backend>(device: &B::Device) -> usize {
     }
 }
 
+/// Layer Conductance's chunks: ranges of its `n_steps + 1` points, each pass evaluating one
+/// point more than it has intervals, consecutive passes sharing a point (Captum's
+/// `include_endpoint`); and the threads that run them. With `internal_batch_size = m`, every
+/// pass has at least two points (`2 · batch` rows; Captum warns below that, and so does this),
+/// and the threads share `m` so that the rows alive at once stay within `max(m, 2 · batch)`.
+fn conductance_chunks(
+    n_steps: usize,
+    batch: usize,
+    internal_batch_size: Option<usize>,
+    threads: usize,
+) -> Result<(Vec<Range<usize>>, usize), InfluenceError> {
+    let batch = batch.max(1);
+    let (intervals, threads) = match internal_batch_size {
+        None => parallel_chunks(n_steps, batch, None, threads)?,
+        Some(0) => return Err(InfluenceError::ZeroInternalBatchSize),
+        Some(m) => {
+            if m < 2 * batch {
+                log::warn!(
+                    "internal_batch_size ({m}) is smaller than two steps of the batch ({batch}); \
+                     Layer Conductance uses two points ({} rows) per pass",
+                    2 * batch
+                );
+            }
+            let threads = (m / (2 * batch)).clamp(1, threads);
+            // Points per pass, per thread; one interval fewer.
+            let per_pass = (m / threads / batch).max(2) - 1;
+            let chunks = step_chunks(n_steps, 1, Some(per_pass))?;
+            if chunks.len() >= threads {
+                (chunks, threads)
+            } else {
+                (
+                    step_chunks(n_steps, 1, Some(n_steps.div_ceil(threads)))?,
+                    threads,
+                )
+            }
+        }
+    };
+    let points = intervals.into_iter().map(|c| c.start..c.end + 1).collect();
+    Ok((points, threads))
+}
+
 /// The chunks of a call, and the threads that run them. `internal_batch_size` is shared
 /// between the threads: each thread's passes have at most `internal_batch_size / threads`
 /// rows, and no more threads run than it has room for (one step, `batch` rows, each), so the
@@ -864,6 +926,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn conductance_chunks_overlap_by_one_point_and_respect_internal_batch_size() {
+        for threads in 1..=3 {
+            for batch in [1, 3, 8] {
+                for m in [
+                    None,
+                    Some(1),
+                    Some(5),
+                    Some(16),
+                    Some(17),
+                    Some(48),
+                    Some(1000),
+                ] {
+                    let (chunks, t) = conductance_chunks(23, batch, m, threads).unwrap();
+                    // Each interval k..k+1 of the 24 points in exactly one chunk.
+                    let intervals: Vec<usize> =
+                        chunks.iter().flat_map(|c| c.start..c.end - 1).collect();
+                    assert_eq!(intervals, (0..23).collect::<Vec<_>>(), "{chunks:?}");
+                    assert!(chunks.iter().all(|c| c.len() >= 2));
+                    if let Some(m) = m {
+                        let alive = rows_alive(&chunks, t, batch);
+                        assert!(
+                            alive <= m.max(2 * batch),
+                            "threads {threads}, batch {batch}, m {m}: {alive} rows alive"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(matches!(
+            conductance_chunks(5, 2, Some(0), 1),
+            Err(InfluenceError::ZeroInternalBatchSize)
+        ));
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
         // The inputs themselves: the path from zeros at α = 1.
         let (output, watches) = call.forward_at(&self.method.model, &[1.0], &device)?;
         check_hits(&watches)?;
+        crate::engine::check_layer_batch(&watches, batch)?;
         if output.batch() != batch {
             return Err(InfluenceError::OutputBatch {
                 expected: batch,
