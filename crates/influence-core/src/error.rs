@@ -383,6 +383,70 @@ pub enum InfluenceError {
         /// The method.
         method: &'static str,
     },
+
+    /// A dataset run ([`crate::dataset::DatasetAttribution`]) was cancelled through its flag.
+    /// The batches finished before the flag was seen are on disk when an output directory is
+    /// set: the same run with the same directory resumes from them.
+    #[error(
+        "dataset: cancelled after {examples_done} example(s){}; run again with the same output directory to resume",
+        total.map(|t| format!(" of {t}")).unwrap_or_default()
+    )]
+    Cancelled {
+        /// Examples whose attribution is complete (and stored, with an output directory).
+        examples_done: usize,
+        /// The dataset's size, when it was given.
+        total: Option<usize>,
+    },
+
+    /// A dataset run's output directory could not be read or written.
+    #[error("dataset: {path}: {message}")]
+    Storage {
+        /// The file or directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A dataset run's output directory holds the results of a different run (other settings,
+    /// other data, another order or batch size), so resuming from it would mix two runs.
+    #[error(
+        "dataset: cannot resume from {path}: {reason}; use a new output directory, or delete this one to start over"
+    )]
+    ResumeMismatch {
+        /// The file that disagrees.
+        path: String,
+        /// How it disagrees.
+        reason: String,
+    },
+
+    /// A dataset batch's class is not below the run's `num_classes`.
+    #[error(
+        "dataset: batch {batch}, example {example}: class {class} is out of range for num_classes {num_classes}"
+    )]
+    ClassOutOfRange {
+        /// The batch (0-based, in stream order).
+        batch: usize,
+        /// The example within the batch.
+        example: usize,
+        /// The class given.
+        class: usize,
+        /// The run's number of classes.
+        num_classes: usize,
+    },
+
+    /// A dataset batch whose attribution has a different number of neurons per example than
+    /// the batches before it (every batch must be attributed at the same layer).
+    #[error(
+        "dataset: batch {batch}: the attribution has {got} neuron(s) per example (dim 1 of the layer), the batches before it {expected}; attribute every batch at the same layer"
+    )]
+    NeuronCount {
+        /// The batch (0-based, in stream order).
+        batch: usize,
+        /// Neurons per example of the earlier batches.
+        expected: usize,
+        /// Neurons per example of this batch.
+        got: usize,
+    },
 }
 
 impl From<burn::tensor::DataError> for InfluenceError {
