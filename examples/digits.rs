@@ -7,6 +7,7 @@
 //! cargo run --release --features wgpu --example digits -- --backend wgpu
 //! cargo run --release --example digits -- --layer conv1 --n-steps 32 --method riemann_middle --out my-run
 //! cargo run --release --example digits -- --attribution layer_conductance --out conductance
+//! cargo run --release --example digits -- --all --out digits-all  # every digit, resumable
 //! ```
 //!
 //! Trains on first use (fixed seed, stratified 80/20 split) and saves the weights with Burn's
@@ -14,6 +15,13 @@
 //! `class_<c>.png` (input, influence map and overlay of up to 8 digits per predicted class),
 //! `overview.png` (one digit per class) and `influence.json` (the attributions, the most
 //! influential channels per class, the faithfulness check and the run's settings).
+//!
+//! With `--all` it streams the whole set (1,797 digits) through Burn's `DataLoader` with a
+//! progress bar, each digit explained for its predicted class, and writes one safetensors
+//! file per batch, `summary.json` (per class: mean influence of each channel, top experts),
+//! `experts.png` (bar charts) and `expert_maps.png` (what each class's top experts respond to
+//! in input space). Stopped (Ctrl-C, kill) and run again with the same `--out`, it resumes
+//! from the stored batches.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +30,7 @@ use burn_influence::Method;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use influence_digits::explain::{ExplainConfig, LayerMethod};
+use influence_digits::scale::{ScaleConfig, ScaleSummary};
 use influence_digits::train::TrainConfig;
 use influence_digits::{DigitsError, RunConfig, Stage, Summary};
 
@@ -67,6 +76,19 @@ struct Args {
     /// Training seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Explain every digit of the set (streamed, stored per batch, resumable) and draw the
+    /// experts of each class, instead of the held-out digits.
+    #[arg(long)]
+    all: bool,
+    /// With --all: digits per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// With --all: batches attributed at once, each on its own thread.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// With --all: experts per class in the summary and the chart.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
 }
 
 fn main() -> ExitCode {
@@ -101,15 +123,28 @@ fn run(args: &Args) -> Result<(), String> {
         method,
         internal_batch_size: args.internal_batch_size,
     };
-    let summary = match args.backend.as_str() {
+    let scale = args.all.then(|| ScaleConfig {
+        batch_size: args.batch_size,
+        workers: args.workers,
+        top_k: args.top_k,
+        ..ScaleConfig::default()
+    });
+    let scale = scale.as_ref();
+    let done = match args.backend.as_str() {
         #[cfg(feature = "ndarray")]
-        "ndarray" => {
-            run_on::<burn_influence::ndarray::Backend>(&config, &burn_influence::ndarray::device())
-        }
+        "ndarray" => run_on::<burn_influence::ndarray::Backend>(
+            &config,
+            scale,
+            &burn_influence::ndarray::device(),
+        ),
         #[cfg(feature = "flex")]
-        "flex" => run_on::<burn_influence::flex::Backend>(&config, &burn_influence::flex::device()),
+        "flex" => {
+            run_on::<burn_influence::flex::Backend>(&config, scale, &burn_influence::flex::device())
+        }
         #[cfg(feature = "wgpu")]
-        "wgpu" => run_on::<burn_influence::wgpu::Backend>(&config, &burn_influence::wgpu::device()),
+        "wgpu" => {
+            run_on::<burn_influence::wgpu::Backend>(&config, scale, &burn_influence::wgpu::device())
+        }
         known if ["ndarray", "flex", "wgpu"].contains(&known) => {
             return Err(format!(
                 "--backend {known}: not compiled in; run with `--features {known}`"
@@ -122,17 +157,27 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     .map_err(|e| e.to_string())?;
-    print_summary(&summary);
+    match done {
+        Done::HeldOut(summary) => print_summary(&summary),
+        Done::All(summary) => print_scale(&summary, &config),
+    }
     Ok(())
+}
+
+enum Done {
+    HeldOut(Box<Summary>),
+    All(Box<ScaleSummary>),
 }
 
 fn run_on<B: burn::tensor::backend::AutodiffBackend>(
     config: &RunConfig,
+    scale: Option<&ScaleConfig>,
     device: &B::Device,
-) -> Result<Summary, DigitsError> {
+) -> Result<Done, DigitsError> {
     let mut bar: Option<ProgressBar> = None;
+    let mut streaming: Option<ProgressBar> = None;
     let explaining = std::cell::Cell::new(std::time::Instant::now());
-    let summary = influence_digits::run::<B>(config, device, |stage| match stage {
+    let stage = |stage| match stage {
         Stage::Training(p) => {
             let bar = bar.get_or_insert_with(|| {
                 let b = ProgressBar::new(p.steps as u64);
@@ -168,12 +213,80 @@ fn run_on<B: burn::tensor::backend::AutodiffBackend>(
                 config.explain.attribution
             );
         }
-    })?;
+        Stage::Streaming(p) => {
+            let bar = streaming.get_or_insert_with(|| {
+                explaining.set(std::time::Instant::now());
+                println!(
+                    "computing {} of {} for every digit, stored in {} ...",
+                    config.explain.attribution,
+                    config.explain.layer,
+                    config.out.display()
+                );
+                let b = ProgressBar::new(p.total.unwrap_or(0) as u64);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} digits, {msg} [{elapsed}, eta {eta}]",
+                    )
+                    .expect("a valid template"),
+                );
+                b
+            });
+            bar.set_position(p.examples_done as u64);
+            let mut msg = format!("{:.0} digits/s", p.examples_per_second);
+            if p.examples_resumed > 0 {
+                msg.push_str(&format!(", {} resumed", p.examples_resumed));
+            }
+            bar.set_message(msg);
+        }
+        Stage::Figures => {
+            if let Some(b) = &streaming {
+                b.finish();
+            }
+            println!("drawing the experts ...");
+        }
+    };
+    let done = match scale {
+        None => Done::HeldOut(Box::new(influence_digits::run::<B>(config, device, stage)?)),
+        Some(scale) => Done::All(Box::new(influence_digits::scale::run_all::<B>(
+            config, scale, device, stage,
+        )?)),
+    };
     println!(
         "  done in {:.1} s",
         explaining.get().elapsed().as_secs_f64()
     );
-    Ok(summary)
+    Ok(done)
+}
+
+fn print_scale(s: &ScaleSummary, config: &RunConfig) {
+    let d = &s.dataset;
+    println!(
+        "explained {} digits in {} batches ({} resumed from {}); streaming took {:.2} s, {:.0} digits/s",
+        d.examples,
+        d.batches,
+        d.examples_resumed,
+        config.out.display(),
+        s.streaming_seconds,
+        (d.examples - d.examples_resumed) as f64 / s.streaming_seconds.max(1e-9)
+    );
+    println!(
+        "\nexperts of layer {} per class (mean {} over the digits predicted as the class)",
+        config.explain.layer, config.explain.attribution
+    );
+    println!("class  digits  experts (mean influence)");
+    for c in &d.classes {
+        let top: Vec<String> = c
+            .experts
+            .iter()
+            .map(|&ch| format!("#{ch:<2} ({:+.3})", c.mean_influence[ch]))
+            .collect();
+        println!("{:>5}  {:>6}  {}", c.class, c.count, top.join("  "));
+    }
+    println!("\nwrote:");
+    println!("  {}", config.out.join("batches").display());
+    for f in &s.files {
+        println!("  {}", f.display());
+    }
 }
 
 fn print_summary(s: &Summary) {

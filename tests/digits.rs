@@ -159,3 +159,120 @@ fn the_example_reports_bad_input_without_a_panic() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn dataset_scale_run_streams_every_digit_resumes_and_draws_the_experts() {
+    use influence_digits::data::Digits;
+    use influence_digits::scale::{ScaleConfig, run_all};
+
+    let out = out_dir("digits-all");
+    let mut config = RunConfig::new(csv(), &out, common::NAME);
+    config.train = TrainConfig::new().with_epochs(3);
+    config.explain = ExplainConfig {
+        n_steps: 8,
+        ..ExplainConfig::default()
+    };
+    let scale = ScaleConfig {
+        batch_size: 256,
+        workers: 2,
+        ..ScaleConfig::default()
+    };
+    let mut streamed = Vec::new();
+    let s = run_all::<Backend>(&config, &scale, &device(), |stage| {
+        if let influence_digits::Stage::Streaming(p) = stage {
+            streamed.push(p.examples_done);
+        }
+    })
+    .unwrap();
+    let d = &s.dataset;
+    assert_eq!((d.examples, d.batches, d.examples_resumed), (1797, 8, 0));
+    assert_eq!(streamed.last(), Some(&1797));
+    assert_eq!(d.classes.iter().map(|c| c.count).sum::<usize>(), 1797);
+    assert_eq!((d.neurons, d.example_shape.clone()), (32, vec![32, 8, 8]));
+    for c in &d.classes {
+        assert_eq!(c.experts.len(), 5);
+        assert!(
+            c.experts
+                .windows(2)
+                .all(|w| c.mean_influence[w[0]] >= c.mean_influence[w[1]])
+        );
+    }
+    let written: burn_influence::DatasetSummary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(&written, d);
+    for (name, min_w) in [("experts.png", 1000), ("expert_maps.png", 500)] {
+        let img = image::open(out.join(name)).unwrap();
+        assert!(img.width() >= min_w && img.height() > 500, "{name}");
+    }
+
+    // Each expert map is Integrated Gradients of the expert's activation (summed over
+    // positions): its pixels add up to the activation at the digit minus at the black image,
+    // averaged over the class's digits (completeness, up to the quadrature's error).
+    let data = Digits::load(&csv()).unwrap();
+    let model: influence_digits::model::DigitsCnn<Backend> = burn::module::Module::load_file(
+        influence_digits::model::DigitsCnnConfig::new().init(&device()),
+        config.weights.clone(),
+        &burn::record::NamedMpkFileRecorder::<burn::record::FullPrecisionSettings>::new(),
+        &device(),
+    )
+    .unwrap();
+    let predicted: Vec<usize> = {
+        let x = data.images::<Backend>(&(0..data.len()).collect::<Vec<_>>(), &device());
+        model
+            .forward(x)
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|c| c as usize)
+            .collect()
+    };
+    assert_eq!(s.expert_maps.len(), 10);
+    for m in &s.expert_maps {
+        let members: Vec<usize> = (0..data.len())
+            .filter(|&i| predicted[i] == m.class)
+            .take(scale.digits_per_map)
+            .collect();
+        assert_eq!(m.digits, members.len());
+        let act = |x: burn::tensor::Tensor<Backend, 4>| -> Vec<f32> {
+            let h = model.spatial(x, "conv2").unwrap();
+            let [n, c, _, _] = h.dims();
+            h.sum_dim(3)
+                .sum_dim(2)
+                .reshape([n, c])
+                .into_data()
+                .to_vec()
+                .unwrap()
+        };
+        let at_x = act(data.images::<Backend>(&members, &device()));
+        let at_0 = act(burn::tensor::Tensor::zeros([1, 1, 8, 8], &device()));
+        for (k, &e) in m.experts.iter().enumerate() {
+            let want = members
+                .iter()
+                .enumerate()
+                .map(|(j, _)| at_x[j * 32 + e] - at_0[e])
+                .sum::<f32>()
+                / members.len() as f32;
+            let got: f32 = m.maps[k].iter().sum();
+            assert!(
+                (got - want).abs() <= 0.05 * want.abs().max(1.0),
+                "class {} expert {e}: map sums to {got}, activation difference {want}",
+                m.class
+            );
+        }
+    }
+
+    // Run again: every batch comes from the files, and the summary is the same.
+    let again = run_all::<Backend>(&config, &scale, &device(), |_| {}).unwrap();
+    assert_eq!(again.dataset.examples_resumed, 1797);
+    assert_eq!(
+        burn_influence::DatasetSummary {
+            examples_resumed: 0,
+            ..again.dataset
+        },
+        *d
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

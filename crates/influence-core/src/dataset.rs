@@ -194,7 +194,8 @@ impl DatasetAttribution {
     /// With `n > 1`, `n` threads each take the next batch; the attribution closure gets the
     /// worker's index, to pick its device (several GPUs) or its model copy. On a CPU
     /// backend give each worker's call `threads(1)`, so the workers do not oversubscribe the
-    /// cores. The results do not depend on the number of workers. 0 is taken as 1.
+    /// cores. The results do not depend on the number of workers. 0 is taken as 1. On
+    /// wasm32 in a browser, which has no threads, keep 1.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
         self

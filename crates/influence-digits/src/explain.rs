@@ -67,7 +67,7 @@ impl LayerMethod {
     }
 
     /// Attributes `x` at `layer` of `model` for one class per example, with the path settings
-    /// where the method has a path.
+    /// where the method has a path, on `threads` threads (`None`: the library's choice).
     ///
     /// # Errors
     /// The method's [`InfluenceError`]s.
@@ -81,18 +81,23 @@ impl LayerMethod {
         n_steps: usize,
         method: Method,
         internal_batch_size: usize,
+        threads: Option<usize>,
     ) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
         let target = Target::PerExample(targets.to_vec());
         macro_rules! path {
-            ($explainer:expr) => {
-                $explainer
+            ($explainer:expr) => {{
+                let explainer = $explainer;
+                let call = explainer
                     .attribute(x)
                     .target(target)
                     .n_steps(n_steps)
                     .method(method)
-                    .internal_batch_size(internal_batch_size)
-                    .run()
-            };
+                    .internal_batch_size(internal_batch_size);
+                match threads {
+                    Some(t) => call.threads(t).run(),
+                    None => call.run(),
+                }
+            }};
         }
         match self {
             LayerMethod::InternalInfluence => path!(InternalInfluence::new(model, layer)?),
@@ -263,6 +268,7 @@ pub fn explain<B: AutodiffBackend>(
         config.n_steps,
         config.method,
         config.internal_batch_size,
+        None,
     )?;
     let influence = attribution.tensors()[0].to_vec()?;
     let mut explanation = Explanation {

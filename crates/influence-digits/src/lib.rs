@@ -8,6 +8,8 @@ pub mod explain;
 pub mod model;
 #[cfg(feature = "render")]
 pub mod render;
+#[cfg(feature = "scale")]
+pub mod scale;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -201,6 +203,10 @@ pub enum Stage {
     Saved(PathBuf),
     /// Computing the attribution of this many digits.
     Explaining(usize),
+    /// Streaming the whole set (`--all`): where it stands.
+    Streaming(influence_core::dataset::Progress),
+    /// Drawing the experts (`--all`).
+    Figures,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> DigitsError + '_ {
@@ -228,36 +234,7 @@ pub fn run<B: AutodiffBackend>(
     }
     let data = Digits::load(&config.data)?;
     let (train_idx, held_out) = data.stratified_split(config.test_fraction, config.split_seed);
-    std::fs::create_dir_all(&config.out).map_err(io(&config.out))?;
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let trained = config.retrain || !config.weights.exists();
-    let model: DigitsCnn<B> = if trained {
-        let model = train::train::<B>(&data, &train_idx, &config.train, device, |p| {
-            stage(Stage::Training(p))
-        });
-        if let Some(dir) = config.weights.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        model
-            .clone()
-            .save_file(config.weights.clone(), &recorder)
-            .map_err(|e| DigitsError::Weights {
-                path: config.weights.display().to_string(),
-                message: e.to_string(),
-            })?;
-        stage(Stage::Saved(config.weights.clone()));
-        model
-    } else {
-        let model = DigitsCnnConfig::new()
-            .init::<B>(device)
-            .load_file(config.weights.clone(), &recorder, device)
-            .map_err(|e| DigitsError::Weights {
-                path: config.weights.display().to_string(),
-                message: e.to_string(),
-            })?;
-        stage(Stage::Loaded(config.weights.clone()));
-        model
-    };
+    let (model, trained) = load_or_train::<B>(config, &data, &train_idx, device, &mut stage)?;
     let predicted = train::predict(&model, &data, &held_out, device);
     let accuracy = train::accuracy(&data, &held_out, &predicted);
 
@@ -321,6 +298,51 @@ pub fn run<B: AutodiffBackend>(
         explanation,
         files,
     })
+}
+
+/// The model of a run: the weights in `config.weights` when they exist (and `retrain` is
+/// off), else trained on `train_idx` and saved there. Returns it and whether it was trained.
+///
+/// # Errors
+/// [`DigitsError::Io`] and [`DigitsError::Weights`].
+pub fn load_or_train<B: AutodiffBackend>(
+    config: &RunConfig,
+    data: &Digits,
+    train_idx: &[usize],
+    device: &B::Device,
+    stage: &mut impl FnMut(Stage),
+) -> Result<(DigitsCnn<B>, bool), DigitsError> {
+    std::fs::create_dir_all(&config.out).map_err(io(&config.out))?;
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let trained = config.retrain || !config.weights.exists();
+    let model: DigitsCnn<B> = if trained {
+        let model = train::train::<B>(data, train_idx, &config.train, device, |p| {
+            stage(Stage::Training(p))
+        });
+        if let Some(dir) = config.weights.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        model
+            .clone()
+            .save_file(config.weights.clone(), &recorder)
+            .map_err(|e| DigitsError::Weights {
+                path: config.weights.display().to_string(),
+                message: e.to_string(),
+            })?;
+        stage(Stage::Saved(config.weights.clone()));
+        model
+    } else {
+        let model = DigitsCnnConfig::new()
+            .init::<B>(device)
+            .load_file(config.weights.clone(), &recorder, device)
+            .map_err(|e| DigitsError::Weights {
+                path: config.weights.display().to_string(),
+                message: e.to_string(),
+            })?;
+        stage(Stage::Loaded(config.weights.clone()));
+        model
+    };
+    Ok((model, trained))
 }
 
 /// One grid per class (`class_<c>.png`: input, influence map, overlay for the first

@@ -149,3 +149,70 @@ impl<B: Backend> LayerProbe<B> for DigitsCnn<B> {
         self.forward_with(x, probe, None).into()
     }
 }
+
+impl<B: Backend> DigitsCnn<B> {
+    /// The activation of a spatial layer (see [`SPATIAL_LAYERS`]), `[batch, channels,
+    /// side, side]`; `None` for another name.
+    pub fn spatial(&self, x: Tensor<B, 4>, layer: &str) -> Option<Tensor<B, 4>> {
+        let x = self.conv1.forward(x);
+        if layer == "conv1" {
+            return Some(x);
+        }
+        let x = relu(x);
+        if layer == "relu1" {
+            return Some(x);
+        }
+        let x = self.conv2.forward(x);
+        if layer == "conv2" {
+            return Some(x);
+        }
+        let x = relu(x);
+        if layer == "relu2" {
+            return Some(x);
+        }
+        let x = self.pool.forward(x);
+        (layer == "pool").then_some(x)
+    }
+}
+
+/// The digits CNN cut at a spatial layer, whose output is the activation of each channel of
+/// that layer summed over positions, `[batch, channels]`. Attributing output `c` to the
+/// input (its only probed layer, `"input"`) shows what channel `c`, an expert, responds to
+/// in input space, as Leino et al. (2018, §3) visualise experts.
+#[derive(Module, Debug)]
+pub struct ExpertView<B: Backend> {
+    cnn: DigitsCnn<B>,
+    #[module(skip)]
+    layer: String,
+}
+
+impl<B: Backend> ExpertView<B> {
+    /// The view of `layer` (a spatial layer) of `cnn`; `None` for another name.
+    pub fn new(cnn: &DigitsCnn<B>, layer: &str) -> Option<Self> {
+        spatial_shape(layer)?;
+        Some(Self {
+            cnn: cnn.clone(),
+            layer: layer.to_string(),
+        })
+    }
+}
+
+impl<B: Backend> LayerProbe<B> for ExpertView<B> {
+    /// `[batch, 1, 8, 8]`.
+    type Inputs = Tensor<B, 4>;
+    type Args = ();
+
+    fn layer_names(&self) -> Vec<String> {
+        vec!["input".to_string()]
+    }
+
+    fn forward_probed(&self, x: Tensor<B, 4>, _: &(), probe: &mut Probe<B>) -> AnyTensor<B> {
+        let x = probe.layer("input", x, |x| x);
+        let h = self
+            .cnn
+            .spatial(x, &self.layer)
+            .expect("a spatial layer, checked in new");
+        let [n, c, _, _] = h.dims();
+        h.sum_dim(3).sum_dim(2).reshape([n, c]).into()
+    }
+}

@@ -1,4 +1,5 @@
-//! PNG images of the explanations (the `image` crate).
+//! PNG images of the explanations: the digit grids drawn pixel by pixel with the `image`
+//! crate, and the dataset-scale figures (titles, labels, colour scale) with `plotters`.
 //!
 //! Each digit is drawn as three tiles: the input (dark strokes on white), its influence map
 //! (the layer's channels summed, brought to the input's 8×8 grid; red where the layer's
@@ -124,6 +125,232 @@ pub fn overview(path: &Path, digits: &[([f32; PIXELS], [f32; PIXELS])]) -> Resul
         }
     }
     save(&img, path)
+}
+
+/// The font of the figures (DejaVu Sans, Bitstream Vera licence: `assets/DejaVuSans.LICENSE`),
+/// registered with plotters once.
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(
+            "sans-serif",
+            plotters::style::FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans.ttf"),
+        )
+        .map_err(|_| ())
+        .expect("the bundled font parses");
+    });
+}
+
+/// Draws a `width × height` figure with plotters into an RGB buffer and saves it as PNG.
+fn figure(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(
+        &plotters::drawing::DrawingArea<
+            plotters::backend::BitMapBackend<'_>,
+            plotters::coord::Shift,
+        >,
+    ) -> Result<(), String>,
+) -> Result<(), DigitsError> {
+    use plotters::prelude::*;
+    register_font();
+    let fail = |message: String| DigitsError::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        draw(&root).map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    let img = RgbImage::from_raw(width, height, buf).expect("the buffer fits the image");
+    save(&img, path)
+}
+
+fn plot_color(c: Rgb<u8>) -> plotters::style::RGBColor {
+    plotters::style::RGBColor(c.0[0], c.0[1], c.0[2])
+}
+
+/// A bar chart per class (`experts.png`): the mean influence of the class's `top_k`
+/// experts, labelled by channel, with the number of digits in the class.
+///
+/// # Errors
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn experts_chart(
+    path: &Path,
+    summary: &influence_core::DatasetSummary,
+    top_k: usize,
+    title: &str,
+) -> Result<(), DigitsError> {
+    use plotters::prelude::*;
+    let classes = &summary.classes;
+    let cols = 5;
+    let rows = classes.len().div_ceil(cols).max(1);
+    let top = classes
+        .iter()
+        .flat_map(|c| c.experts.iter().take(top_k).map(|&e| c.mean_influence[e]))
+        .fold(0f64, |m, v| m.max(v.abs()))
+        .max(f64::MIN_POSITIVE);
+    let low = classes
+        .iter()
+        .flat_map(|c| c.experts.iter().take(top_k).map(|&e| c.mean_influence[e]))
+        .fold(0f64, f64::min);
+    figure(path, (cols as u32 * 260, rows as u32 * 230 + 50), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let root = root
+            .titled(&format!("Experts per class: {title}"), ("sans-serif", 18))
+            .map_err(e)?;
+        for (area, class) in root.split_evenly((rows, cols)).iter().zip(classes) {
+            let experts: Vec<usize> = class.experts.iter().take(top_k).copied().collect();
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("class {} ({} digits)", class.class, class.count),
+                    ("sans-serif", 15),
+                )
+                .margin(6)
+                .x_label_area_size(34)
+                .y_label_area_size(52)
+                // A segmented range 0..n has n + 1 segments: 0..n - 1 gives one bar per expert.
+                .build_cartesian_2d(
+                    (0..experts.len().saturating_sub(1)).into_segmented(),
+                    (low * 1.1)..(top * 1.1),
+                )
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(experts.len().max(1))
+                .x_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(i) if *i < experts.len() => format!("#{}", experts[*i]),
+                    _ => String::new(),
+                })
+                .x_desc("channel")
+                .y_desc("mean influence")
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(e)?;
+            chart
+                .draw_series(
+                    Histogram::vertical(&chart)
+                        .style(plot_color(heat(0.8)).filled())
+                        .margin(6)
+                        .data(
+                            experts
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &ch)| (i, class.mean_influence[ch])),
+                        ),
+                )
+                .map_err(e)?;
+        }
+        Ok(())
+    })
+}
+
+/// The experts in input space (`expert_maps.png`): one row per class with its mean digit and,
+/// for each expert drawn, the Integrated Gradients of the expert's activation on the input
+/// averaged over the class's digits, on one colour scale (red raises the expert's
+/// activation, blue lowers it), shown in a colour bar.
+///
+/// # Errors
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn expert_maps(
+    path: &Path,
+    maps: &[crate::scale::ExpertMaps],
+    layer: &str,
+) -> Result<(), DigitsError> {
+    use plotters::prelude::*;
+    let cols = maps.iter().map(|m| m.maps.len()).max().unwrap_or(0) + 1;
+    let rows = maps.len().max(1);
+    let scale = maps
+        .iter()
+        .flat_map(|m| m.maps.iter().flatten())
+        .fold(0f32, |a, v| a.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let (cell_w, cell_h) = (165u32, 150u32);
+    let bar_w = 110u32;
+    let width = cols as u32 * cell_w + bar_w;
+    let height = rows as u32 * cell_h + 60;
+    figure(path, (width, height), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let root = root
+            .titled(
+                &format!(
+                    "Experts of {layer} in input space: Integrated Gradients of each expert's activation"
+                ),
+                ("sans-serif", 15),
+            )
+            .map_err(e)?;
+        let (grid, bar) = root.split_horizontally(width - bar_w);
+        let cells = grid.split_evenly((rows, cols));
+        let tile = |area: &DrawingArea<_, _>,
+                    caption: String,
+                    colour: &dyn Fn(usize) -> Rgb<u8>|
+         -> Result<(), String> {
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 12))
+                .margin(6)
+                .build_cartesian_2d(0..SIDE as i32, 0..SIDE as i32)
+                .map_err(e)?;
+            chart
+                .draw_series((0..PIXELS).map(|p| {
+                    let (x, y) = ((p % SIDE) as i32, (SIDE - 1 - p / SIDE) as i32);
+                    Rectangle::new([(x, y), (x + 1, y + 1)], plot_color(colour(p)).filled())
+                }))
+                .map_err(e)?;
+            Ok(())
+        };
+        for (r, m) in maps.iter().enumerate() {
+            tile(
+                &cells[r * cols],
+                format!("class {}: mean of {} digits", m.class, m.digits),
+                &|p| gray(m.mean_digit[p]),
+            )?;
+            for (k, map) in m.maps.iter().enumerate() {
+                tile(
+                    &cells[r * cols + 1 + k],
+                    format!("#{} (influence {:.2})", m.experts[k], m.influence[k]),
+                    &|p| heat(map[p] / scale),
+                )?;
+            }
+        }
+        let mut chart = ChartBuilder::on(&bar)
+            .margin_top(40)
+            .margin_bottom(40)
+            .margin_right(8)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f32..1f32, -scale..scale)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(0)
+            .y_labels(7)
+            .y_desc("attribution per pixel")
+            .y_label_formatter(&|v| {
+                let digits = (2 - scale.log10().floor() as i32).clamp(0, 6) as usize;
+                format!("{v:.digits$}")
+            })
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(e)?;
+        let steps = 100;
+        chart
+            .draw_series((0..steps).map(|i| {
+                let (a, b) = (i as f32 / steps as f32, (i + 1) as f32 / steps as f32);
+                let (lo, hi) = (-scale + 2.0 * scale * a, -scale + 2.0 * scale * b);
+                Rectangle::new(
+                    [(0.0, lo), (1.0, hi)],
+                    plot_color(heat((lo + hi) / (2.0 * scale))).filled(),
+                )
+            }))
+            .map_err(e)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
