@@ -38,7 +38,8 @@ use influence_digits::{DigitsError, RunConfig, Stage, Summary};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Backend: flex, ndarray or wgpu (ndarray and wgpu need `--features ndarray` / `--features wgpu`).
+    /// Backend: flex, ndarray, wgpu or remote (ndarray, wgpu and remote need `--features
+    /// ndarray` / `wgpu` / `remote`).
     #[arg(long, default_value = "flex")]
     backend: String,
     /// Layer to explain: conv1, relu1, conv2, relu2 or pool.
@@ -86,6 +87,10 @@ struct Args {
     /// With --all: batches attributed at once, each on its own thread.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// With --backend remote: the servers (`influence-server`), comma-separated; with --all the
+    /// batches are spread over them.
+    #[arg(long, default_value = "ws://127.0.0.1:3000")]
+    remote: String,
     /// With --all: experts per class in the summary and the chart.
     #[arg(long, default_value_t = 5)]
     top_k: usize,
@@ -135,24 +140,38 @@ fn run(args: &Args) -> Result<(), String> {
         "ndarray" => run_on::<burn_influence::ndarray::Backend>(
             &config,
             scale,
-            &burn_influence::ndarray::device(),
+            &[burn_influence::ndarray::device()],
         ),
         #[cfg(feature = "flex")]
-        "flex" => {
-            run_on::<burn_influence::flex::Backend>(&config, scale, &burn_influence::flex::device())
-        }
+        "flex" => run_on::<burn_influence::flex::Backend>(
+            &config,
+            scale,
+            &[burn_influence::flex::device()],
+        ),
         #[cfg(feature = "wgpu")]
-        "wgpu" => {
-            run_on::<burn_influence::wgpu::Backend>(&config, scale, &burn_influence::wgpu::device())
+        "wgpu" => run_on::<burn_influence::wgpu::Backend>(
+            &config,
+            scale,
+            &[burn_influence::wgpu::device()],
+        ),
+        #[cfg(feature = "remote")]
+        "remote" => {
+            let devices = args
+                .remote
+                .split(',')
+                .map(|a| burn_influence::remote::remote_device(a.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--remote: {e}"))?;
+            run_on::<burn_influence::remote::Backend>(&config, scale, &devices)
         }
-        known if ["ndarray", "flex", "wgpu"].contains(&known) => {
+        known if ["ndarray", "flex", "wgpu", "remote"].contains(&known) => {
             return Err(format!(
                 "--backend {known}: not compiled in; run with `--features {known}`"
             ));
         }
         other => {
             return Err(format!(
-                "--backend {other:?}: unknown backend; choose ndarray, flex or wgpu"
+                "--backend {other:?}: unknown backend; choose ndarray, flex, wgpu or remote"
             ));
         }
     }
@@ -172,7 +191,7 @@ enum Done {
 fn run_on<B: burn::tensor::backend::AutodiffBackend>(
     config: &RunConfig,
     scale: Option<&ScaleConfig>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<Done, DigitsError> {
     let mut bar: Option<ProgressBar> = None;
     let mut streaming: Option<ProgressBar> = None;
@@ -246,9 +265,13 @@ fn run_on<B: burn::tensor::backend::AutodiffBackend>(
         }
     };
     let done = match scale {
-        None => Done::HeldOut(Box::new(influence_digits::run::<B>(config, device, stage)?)),
+        None => Done::HeldOut(Box::new(influence_digits::run::<B>(
+            config,
+            &devices[0],
+            stage,
+        )?)),
         Some(scale) => Done::All(Box::new(influence_digits::scale::run_all::<B>(
-            config, scale, device, stage,
+            config, scale, devices, stage,
         )?)),
     };
     println!(

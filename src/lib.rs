@@ -11,6 +11,7 @@
 //! | `ndarray` | [`ndarray`] | Burn's ndarray, CPU |
 //! | `wgpu` | [`wgpu`] | Burn's wgpu: Vulkan, Metal, DX12, WebGPU |
 //! | `cuda` | [`cuda`] | Burn's CUDA, NVIDIA GPUs |
+//! | `remote` | `remote` | Burn's remote backend: a server's backend, over WebSocket |
 
 pub use influence_core::*;
 
@@ -30,6 +31,13 @@ pub mod flex {
 #[cfg(feature = "wgpu")]
 pub mod wgpu {
     pub use influence_wgpu::{Backend, Device, InnerBackend, NAME, WgpuDevice, device};
+}
+
+/// Burn's remote backend (feature `remote`): the kernels run on a server
+/// (`influence-server`, or any `burn::server`), on another process or machine.
+#[cfg(feature = "remote")]
+pub mod remote {
+    pub use influence_remote::{Backend, Device, InnerBackend, NAME, device, remote_device};
 }
 
 /// Burn's CUDA backend (feature `cuda`): NVIDIA GPUs.

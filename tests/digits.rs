@@ -178,7 +178,7 @@ fn dataset_scale_run_streams_every_digit_resumes_and_draws_the_experts() {
         ..ScaleConfig::default()
     };
     let mut streamed = Vec::new();
-    let s = run_all::<Backend>(&config, &scale, &device(), |stage| {
+    let s = run_all::<Backend>(&config, &scale, &[device()], |stage| {
         if let influence_digits::Stage::Streaming(p) = stage {
             streamed.push(p.examples_done);
         }
@@ -265,7 +265,7 @@ fn dataset_scale_run_streams_every_digit_resumes_and_draws_the_experts() {
     }
 
     // Run again: every batch comes from the files, and the summary is the same.
-    let again = run_all::<Backend>(&config, &scale, &device(), |_| {}).unwrap();
+    let again = run_all::<Backend>(&config, &scale, &[device()], |_| {}).unwrap();
     assert_eq!(again.dataset.examples_resumed, 1797);
     assert_eq!(
         burn_influence::DatasetSummary {

@@ -434,6 +434,18 @@ pub enum InfluenceError {
         num_classes: usize,
     },
 
+    /// A server of Burn's remote backend that is malformed or does not accept connections
+    /// (checked before Burn's client connects, which would panic on its own thread).
+    #[error(
+        "remote server {address:?}: {message}; start one with `influence-server --port PORT` and give ws://host:port"
+    )]
+    RemoteUnreachable {
+        /// The address given.
+        address: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// A dataset batch whose attribution has a different number of neurons per example than
     /// the batches before it (every batch must be attributed at the same layer).
     #[error(

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use influence_core::dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
@@ -129,7 +129,13 @@ pub struct ScaleSummary {
     pub files: Vec<PathBuf>,
 }
 
-/// Runs the dataset-scale job on backend `B`. See the [module docs](self).
+/// Runs the dataset-scale job on backend `B`, on one device or spread over several. See the
+/// [module docs](self).
+///
+/// With several `devices` (GPUs, or remote servers with Burn's remote backend), each of
+/// `max(workers, devices.len())` workers attributes on device `worker % devices.len()`,
+/// with its own copy of the weights; the batches are made on the first device and copied to
+/// the worker's. The numbers do not depend on the split.
 ///
 /// # Errors
 /// [`DigitsError`] for unreadable data, a non-spatial layer, weights that do not load, files
@@ -138,10 +144,16 @@ pub struct ScaleSummary {
 pub fn run_all<B: AutodiffBackend>(
     config: &RunConfig,
     scale: &ScaleConfig,
-    device: &B::Device,
+    devices: &[B::Device],
     mut stage: impl FnMut(Stage),
 ) -> Result<ScaleSummary, DigitsError> {
     let explain = &config.explain;
+    let Some(device) = devices.first() else {
+        return Err(DigitsError::Io {
+            path: config.out.display().to_string(),
+            message: "no device given".into(),
+        });
+    };
     if !SPATIAL_LAYERS.contains(&explain.layer.as_str()) {
         return Err(DigitsError::Layer {
             name: explain.layer.clone(),
@@ -150,6 +162,25 @@ pub fn run_all<B: AutodiffBackend>(
     let data = Arc::new(Digits::load(&config.data)?);
     let (train_idx, _) = data.stratified_split(config.test_fraction, config.split_seed);
     let (model, trained) = load_or_train::<B>(config, &data, &train_idx, device, &mut stage)?;
+    let workers = scale.workers.max(devices.len()).max(1);
+    // One copy of the weights per further device, loaded from the file just saved or read.
+    let mut models = vec![model.clone()];
+    for d in &devices[1..] {
+        models.push(
+            crate::model::DigitsCnnConfig::new()
+                .init::<B>(d)
+                .load_file(
+                    config.weights.clone(),
+                    &burn::record::NamedMpkFileRecorder::<burn::record::FullPrecisionSettings>::new(
+                    ),
+                    d,
+                )
+                .map_err(|e| DigitsError::Weights {
+                    path: config.weights.display().to_string(),
+                    message: e.to_string(),
+                })?,
+        );
+    }
 
     let loader: Arc<dyn DataLoader<B, Tensor<B, 4>>> = DataLoaderBuilder::new(DigitsBatcher)
         .batch_size(scale.batch_size.max(1))
@@ -171,7 +202,7 @@ pub fn run_all<B: AutodiffBackend>(
         predicted.extend(&targets);
         DatasetBatch { inputs: x, targets }
     });
-    let threads = (scale.workers > 1).then_some(1);
+    let threads = (workers > 1).then_some(1);
     let settings = format!(
         "weights {} layer {} attribution {} method {} n_steps {} batch_size {}",
         weights_fingerprint(&config.weights)?,
@@ -192,16 +223,22 @@ pub fn run_all<B: AutodiffBackend>(
     let started = std::time::Instant::now();
     let dataset = DatasetAttribution::new(CLASSES)
         .top_k(scale.top_k)
-        .workers(scale.workers)
+        .workers(workers)
         .total(data.len())
         .keep_attributions(scale.keep_attributions)
         .settings(settings)
         .out_dir(&config.out)
         .run(
             batches,
-            |_, x, targets| {
+            |w, x, targets| {
+                let d = w % devices.len();
+                let x = if d == 0 {
+                    x
+                } else {
+                    Tensor::from_data(x.into_data(), &devices[d])
+                };
                 explain.attribution.attribute(
-                    &model,
+                    &models[d],
                     &explain.layer,
                     x,
                     targets,
