@@ -11,7 +11,7 @@
 //! | `ndarray` | [`ndarray`] | Burn's ndarray, CPU |
 //! | `wgpu` | [`wgpu`] | Burn's wgpu: Vulkan, Metal, DX12, WebGPU |
 //! | `cuda` | [`cuda`] | Burn's CUDA, NVIDIA GPUs |
-//! | `remote` | `remote` | Burn's remote backend: a server's backend, over WebSocket |
+//! | `remote` | [`remote`] | Burn's remote backend: a server's backend, over WebSocket |
 
 pub use influence_core::*;
 
