@@ -84,9 +84,9 @@ struct Args {
     /// With --all: digits per batch.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// With --all: batches attributed at once, each on its own thread.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
+    /// With --all: batches attributed at once, each on its own thread (default: the cores).
+    #[arg(long)]
+    workers: Option<usize>,
     /// With --backend remote: the servers (`influence-server`), comma-separated; with --all the
     /// batches are spread over them.
     #[arg(long, default_value = "ws://127.0.0.1:3000")]
@@ -130,8 +130,8 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let scale = args.all.then(|| ScaleConfig {
         batch_size: args.batch_size,
-        workers: args.workers,
         top_k: args.top_k,
+        workers: args.workers.unwrap_or(ScaleConfig::default().workers),
         ..ScaleConfig::default()
     });
     let scale = scale.as_ref();

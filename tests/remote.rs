@@ -26,6 +26,7 @@ const N_STEPS: usize = 8;
 
 /// Run in a child process by `start_servers`: serves flex on the port in the environment.
 #[test]
+#[ignore = "run by start_servers in a child process"]
 fn server_process_for_the_remote_tests() {
     if let Ok(port) = std::env::var("INFLUENCE_REMOTE_TEST_PORT") {
         influence_remote::serve(port.parse().unwrap());
@@ -59,6 +60,7 @@ fn start_servers(n: usize) -> (Servers, Vec<String>) {
                 .args([
                     "--exact",
                     "server_process_for_the_remote_tests",
+                    "--ignored",
                     "--nocapture",
                 ])
                 .env("INFLUENCE_REMOTE_TEST_PORT", port.to_string())
@@ -201,11 +203,16 @@ fn a_dataset_split_over_two_remote_servers_equals_a_local_run() {
     }
 
     // The batches spread over the two servers, one worker each.
+    let calls = [
+        std::sync::atomic::AtomicUsize::new(0),
+        std::sync::atomic::AtomicUsize::new(0),
+    ];
     let remote = DatasetAttribution::new(10)
         .workers(2)
         .run(
             batches::<Remote>(&data, &devices[0]),
             |w, x, t| {
+                calls[w].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let x = if w == 0 {
                     x
                 } else {
@@ -221,6 +228,9 @@ fn a_dataset_split_over_two_remote_servers_equals_a_local_run() {
         )
         .unwrap();
     assert_close(&remote, &local);
+    let calls = calls.map(|c| c.into_inner());
+    assert_eq!(calls.iter().sum::<usize>(), BATCHES);
+    assert!(calls.iter().all(|&c| c > 0), "calls per server: {calls:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

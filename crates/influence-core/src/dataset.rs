@@ -5,7 +5,8 @@
 //! Leino et al. (2018) explain *slices of a dataset*: "which channels of conv2 are the
 //! experts for class 3 across the test set". [`DatasetAttribution`] computes that over any
 //! iterator of [`DatasetBatch`]es (Burn's `DataLoader` gives one with a `map`), with memory
-//! bounded by the batches in flight, whatever the dataset's size:
+//! bounded by the batches in flight (with `n` workers, at most `2n` batches are ahead of the
+//! last one aggregated), whatever the dataset's size:
 //!
 //! - per class, the mean influence of each neuron of the layer, channel-summed
 //!   ([`Attribution::per_channel`]: dim 1 of the layer, the other dims summed, so the
@@ -228,9 +229,10 @@ impl DatasetAttribution {
         self
     }
 
-    /// A flag checked before each batch is started: once it is set, the run finishes the
-    /// batches in flight and returns [`InfluenceError::Cancelled`] (set it from a Ctrl-C
-    /// handler or another thread).
+    /// A flag checked before each batch is handed out: once it is set, no further batch is
+    /// started beyond those already handed out (with several workers, up to one queued per
+    /// worker besides the ones running); they finish (and are stored), and the run returns
+    /// [`InfluenceError::Cancelled`]. Set it from a Ctrl-C handler or another thread.
     pub fn cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
         self
@@ -246,7 +248,11 @@ impl DatasetAttribution {
     /// - the attribution's own [`InfluenceError`]s (the error of the earliest failing batch);
     /// - [`InfluenceError::TargetCount`] for a batch with not one target per example,
     ///   [`InfluenceError::ClassOutOfRange`] for a target not below `num_classes`;
-    /// - [`InfluenceError::NeuronCount`] when batches are attributed at different layers;
+    /// - [`InfluenceError::NeuronCount`] when batches are attributed at different layers,
+    ///   [`InfluenceError::AttributionShape`] for an attribution without one row per example,
+    ///   [`InfluenceError::NonFiniteAttribution`] for NaN or infinite values in it;
+    /// - [`InfluenceError::Worker`] when the attribution panics (or a worker thread cannot
+    ///   start);
     /// - [`InfluenceError::Cancelled`] once the cancellation flag is set;
     /// - with an output directory: [`InfluenceError::Storage`] for files that cannot be read
     ///   or written, [`InfluenceError::ResumeMismatch`] when the directory holds another
@@ -282,7 +288,7 @@ impl DatasetAttribution {
                         .flatten(),
                     batch,
                 };
-                *first += job.batch.targets.len();
+                *first += job.batch.inputs.dims()[0];
                 Some(job)
             });
         let cancelled = || {
@@ -297,7 +303,7 @@ impl DatasetAttribution {
                     return Err(agg.cancelled());
                 }
                 let Some(job) = jobs.next() else { break };
-                let done = self.process(0, job, &attribute)?;
+                let done = self.process_guarded(0, job, &attribute)?;
                 agg.add(done)?;
                 progress(&agg.progress());
             }
@@ -311,23 +317,36 @@ impl DatasetAttribution {
                 for worker in 0..self.workers {
                     let (job_rx, done_tx, attribute) =
                         (job_rx.clone(), done_tx.clone(), &attribute);
-                    scope.spawn(move || {
-                        loop {
-                            let job = match job_rx.lock() {
-                                Ok(rx) => rx.recv(),
-                                Err(_) => break,
-                            };
-                            let Ok(job) = job else { break };
-                            let index = job.index;
-                            if done_tx
-                                .send((index, self.process(worker, job, attribute)))
-                                .is_err()
-                            {
-                                break;
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("dataset-worker-{worker}"))
+                        .spawn_scoped(scope, move || {
+                            loop {
+                                let job = match job_rx.lock() {
+                                    Ok(rx) => rx.recv(),
+                                    Err(_) => break,
+                                };
+                                let Ok(job) = job else { break };
+                                let index = job.index;
+                                let result = self.process_guarded(worker, job, attribute);
+                                if done_tx.send((index, result)).is_err() {
+                                    break;
+                                }
                             }
-                        }
-                    });
+                        });
+                    if let Err(e) = spawned {
+                        error = Some((
+                            0,
+                            InfluenceError::Worker {
+                                batch: None,
+                                message: format!("cannot start worker thread {worker}: {e}"),
+                            },
+                        ));
+                        break;
+                    }
                 }
+                // Only the workers hold the queue's receiver: if they all stopped, sending fails
+                // instead of blocking.
+                drop(job_rx);
                 drop(done_tx);
                 // Results wait here until every earlier batch is in, so that they are
                 // aggregated (and reported) in stream order.
@@ -370,6 +389,17 @@ impl DatasetAttribution {
                     }
                     if cancelled() {
                         was_cancelled = true;
+                        break;
+                    }
+                    // Results waiting for an earlier batch are bounded too: no more than two
+                    // batches per worker are ahead of the last one aggregated.
+                    while sent - next >= 2 * self.workers && error.is_none() {
+                        match done_rx.recv() {
+                            Ok(r) => handle(r, &mut pending, &mut next, &mut error),
+                            Err(_) => break,
+                        }
+                    }
+                    if error.is_some() {
                         break;
                     }
                     let Some(job) = jobs.next() else { break };
@@ -442,6 +472,11 @@ impl DatasetAttribution {
             }
             Err(e) => return Err(storage(&run_path)(e)),
         }
+        // A summary of an earlier run is not this run's: it is written again at the end.
+        let summary = dir.join("summary.json");
+        if summary.exists() {
+            std::fs::remove_file(&summary).map_err(storage(&summary))?;
+        }
         let mut stored = HashSet::new();
         for entry in std::fs::read_dir(&batches).map_err(storage(&batches))? {
             let name = entry.map_err(storage(&batches))?.file_name();
@@ -455,6 +490,36 @@ impl DatasetAttribution {
             }
         }
         Ok(stored)
+    }
+
+    /// [`process`](Self::process), with a panic of the attribution turned into
+    /// [`InfluenceError::Worker`].
+    fn process_guarded<B, A, const D: usize, F>(
+        &self,
+        worker: usize,
+        job: Job<B, D>,
+        attribute: &F,
+    ) -> Result<Done, InfluenceError>
+    where
+        B: Backend,
+        A: Backend,
+        F: Fn(usize, Tensor<B, D>, &[usize]) -> Result<Attribution<A>, InfluenceError>,
+    {
+        let index = job.index;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.process(worker, job, attribute)
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the attribution panicked".into());
+            Err(InfluenceError::Worker {
+                batch: Some(index),
+                message,
+            })
+        })
     }
 
     /// Attributes one batch (or reads it back from a previous run) and stores it.
@@ -500,13 +565,24 @@ impl DatasetAttribution {
             None => None,
         };
         if let (Some(path), Some(hash)) = (&stored, hash) {
-            return read_batch(path, index, hash, &batch.targets);
+            return read_batch(path, index, first_example, hash, &batch.targets);
         }
         let attribution = attribute(worker, batch.inputs, &batch.targets)?;
+        let shape = attribution.shape()?.to_vec();
+        if shape.len() < 2 || shape[0] != n || shape[1] == 0 {
+            return Err(InfluenceError::AttributionShape {
+                batch: index,
+                examples: n,
+                shape,
+            });
+        }
         let per_channel = attribution.per_channel()?;
         let width = per_channel.dims()[1];
         let neurons = per_channel.into_data().convert::<f32>().to_vec::<f32>()?;
-        let example_shape = attribution.shape()?[1..].to_vec();
+        if neurons.iter().any(|v| !v.is_finite()) {
+            return Err(InfluenceError::NonFiniteAttribution { batch: index });
+        }
+        let example_shape = shape[1..].to_vec();
         if let (Some(path), Some(hash)) = (self.batch_path(index), hash) {
             let full = if self.keep_attributions {
                 Some(attribution.to_vec()?)
@@ -683,9 +759,20 @@ fn storage(path: &Path) -> impl Fn(std::io::Error) -> InfluenceError + '_ {
 /// Writes `bytes` to a temporary file beside `path` and renames it: a stop leaves the old
 /// file or the new one, never a part.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InfluenceError> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(storage(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(storage(path))
+    let mut file = std::fs::File::create(&tmp).map_err(storage(&tmp))?;
+    file.write_all(bytes).map_err(storage(&tmp))?;
+    // On disk before the rename, so that a crash of the machine leaves the old file or the
+    // whole new one.
+    file.sync_all().map_err(storage(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(storage(path))?;
+    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+        // Best effort: directories cannot be opened for syncing everywhere.
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// FNV-1a (64-bit) of the inputs' float32 values and the targets.
@@ -785,6 +872,7 @@ fn write_batch(path: &Path, b: Stored<'_>) -> Result<(), InfluenceError> {
 fn read_batch(
     path: &Path,
     index: usize,
+    first_example: usize,
     hash: u64,
     targets: &[usize],
 ) -> Result<Done, InfluenceError> {
@@ -803,6 +891,16 @@ fn read_batch(
             .unwrap_or_default()
     };
     let stored_hash = meta("input_hash");
+    if meta("batch") != index.to_string() || meta("first_example") != first_example.to_string() {
+        return Err(InfluenceError::ResumeMismatch {
+            path: shown,
+            reason: format!(
+                "it holds batch {:?} from example {:?}, this run's batch {index} starts at example {first_example} (a different batch size?)",
+                meta("batch"),
+                meta("first_example")
+            ),
+        });
+    }
     if stored_hash != format!("{hash:016x}") {
         return Err(InfluenceError::ResumeMismatch {
             path: shown,
@@ -814,11 +912,15 @@ fn read_batch(
     let file = SafeTensors::deserialize(&bytes).map_err(unreadable)?;
     let neurons = file.tensor("neurons").map_err(unreadable)?;
     let shape = neurons.shape().to_vec();
-    if neurons.dtype() != Dtype::F32 || shape.len() != 2 || shape[0] != targets.len() {
+    if neurons.dtype() != Dtype::F32
+        || shape.len() != 2
+        || shape[0] != targets.len()
+        || shape[1] == 0
+    {
         return Err(InfluenceError::Storage {
             path: shown,
             message: format!(
-                "`neurons` is {:?} {shape:?}, expected F32 [{}, neurons]; delete the file to recompute the batch",
+                "`neurons` is {:?} {shape:?}, expected F32 [{}, neurons ≥ 1]; delete the file to recompute the batch",
                 neurons.dtype(),
                 targets.len()
             ),

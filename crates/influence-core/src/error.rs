@@ -434,6 +434,37 @@ pub enum InfluenceError {
         num_classes: usize,
     },
 
+    /// A dataset batch's attribution that does not have one row per example
+    /// (`[examples, neurons, ...]` with at least one neuron).
+    #[error(
+        "dataset: batch {batch}: the attribution has shape {shape:?}; expected {examples} example(s) in dim 0 and at least one neuron in dim 1"
+    )]
+    AttributionShape {
+        /// The batch (0-based, in stream order).
+        batch: usize,
+        /// Examples in the batch.
+        examples: usize,
+        /// The attribution's shape.
+        shape: Vec<usize>,
+    },
+
+    /// A dataset batch's attribution contains NaN or infinite values (a summary of it would
+    /// be meaningless).
+    #[error("dataset: batch {batch}: the attribution contains NaN or infinite values")]
+    NonFiniteAttribution {
+        /// The batch (0-based, in stream order).
+        batch: usize,
+    },
+
+    /// A worker of a dataset run could not start, or its attribution panicked.
+    #[error("dataset: {}: {message}", batch.map(|b| format!("batch {b}")).unwrap_or_else(|| "worker".into()))]
+    Worker {
+        /// The batch whose attribution panicked (none when a worker could not start).
+        batch: Option<usize>,
+        /// The panic's or the system's message.
+        message: String,
+    },
+
     /// A server of Burn's remote backend that is malformed or does not accept connections
     /// (checked before Burn's client connects, which would panic on its own thread).
     #[error(

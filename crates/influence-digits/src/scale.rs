@@ -38,7 +38,8 @@ use crate::{DigitsError, RunConfig, Stage, load_or_train};
 pub struct ScaleConfig {
     /// Digits per batch.
     pub batch_size: usize,
-    /// Workers attributing batches at once (threads; each call then uses one thread).
+    /// Workers attributing batches at once, each on its own thread, each call on one thread
+    /// (default: the machine's cores). The numbers do not depend on it.
     pub workers: usize,
     /// Experts per class in the summary and the bar chart.
     pub top_k: usize,
@@ -54,7 +55,7 @@ impl Default for ScaleConfig {
     fn default() -> Self {
         Self {
             batch_size: 64,
-            workers: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             top_k: 5,
             experts_shown: 3,
             digits_per_map: 64,
@@ -202,14 +203,18 @@ pub fn run_all<B: AutodiffBackend>(
         predicted.extend(&targets);
         DatasetBatch { inputs: x, targets }
     });
-    let threads = (workers > 1).then_some(1);
+    // One thread per call whatever the number of workers, so that each batch is computed in
+    // the same order of operations (a call's threads split its steps into chunks) and the
+    // numbers do not depend on `workers`.
+    let threads = Some(1);
     let settings = format!(
-        "weights {} layer {} attribution {} method {} n_steps {} batch_size {}",
+        "weights {} layer {} attribution {} method {} n_steps {} internal_batch_size {} threads per call 1 batch_size {}",
         weights_fingerprint(&config.weights)?,
         explain.layer,
         explain.attribution,
         explain.method,
         explain.n_steps,
+        explain.internal_batch_size,
         scale.batch_size,
     );
     stage(Stage::Streaming(influence_core::dataset::Progress {

@@ -9,14 +9,13 @@
 //! ```
 //!
 //! ```ignore
-//! let device = influence_remote::device("ws://gpu-box:3000");
+//! let device = influence_remote::remote_device("ws://gpu-box:3000")?;
 //! let model = model.fork(&device); // or load the weights on that device
 //! InternalInfluence::new(&model, "conv2")?.attribute(x.to_device(&device)).run()?;
 //! ```
 //!
 //! Several servers are several devices: give each worker of a
-//! [`DatasetAttribution`](influence_core::dataset::DatasetAttribution) its own (see
-//! `docs/dataset.md`).
+//! [`DatasetAttribution`] its own (see `docs/dataset.md`).
 //!
 //! Re-exports everything of [`influence_core`].
 
@@ -34,9 +33,9 @@ pub type Device = burn::backend::remote::RemoteDevice;
 /// The backend's name, as the examples' `--backend` flag spells it.
 pub const NAME: &str = "remote";
 
-/// The device of the server at `address` (`ws://host:port` or `wss://host:port`), after
-/// checking that the address is well formed and that the server accepts a connection within
-/// five seconds. (Burn's client panics on its own thread, and the caller then waits forever,
+/// The device of the server at `address` (`ws://host:port`; Burn 0.21's client speaks plain
+/// WebSocket only), after checking that the address is well formed and that the server
+/// accepts a connection within five seconds. (Burn's client panics on its own thread, and the caller then waits forever,
 /// when the server cannot be reached; this check turns that into an error.)
 ///
 /// # Errors
@@ -48,19 +47,25 @@ pub fn remote_device(address: &str) -> Result<Device, InfluenceError> {
         address: address.to_string(),
         message,
     };
-    let rest = address
-        .strip_prefix("ws://")
-        .or_else(|| address.strip_prefix("wss://"))
-        .ok_or_else(|| fail("the address must start with ws:// or wss://".into()))?;
+    let rest = address.strip_prefix("ws://").ok_or_else(|| {
+        fail("the address must start with ws:// (Burn 0.21's remote client has no TLS)".into())
+    })?;
     let host_port = rest.split('/').next().unwrap_or_default();
-    let socket = host_port
+    let sockets: Vec<_> = host_port
         .to_socket_addrs()
         .map_err(|e| fail(format!("{host_port:?} is not a host:port ({e})")))?
-        .next()
-        .ok_or_else(|| fail(format!("{host_port:?} resolves to no address")))?;
-    std::net::TcpStream::connect_timeout(&socket, std::time::Duration::from_secs(5))
-        .map_err(|e| fail(format!("no server answers at {socket} ({e})")))?;
-    Ok(Device::new(address))
+        .collect();
+    if sockets.is_empty() {
+        return Err(fail(format!("{host_port:?} resolves to no address")));
+    }
+    let mut last = String::new();
+    for socket in &sockets {
+        match std::net::TcpStream::connect_timeout(socket, std::time::Duration::from_secs(5)) {
+            Ok(_) => return Ok(Device::new(address)),
+            Err(e) => last = format!("{socket}: {e}"),
+        }
+    }
+    Err(fail(format!("no server answers ({last})")))
 }
 
 /// The default device: the server in `BURN_REMOTE_ADDRESS`, else `ws://127.0.0.1:3000`.
