@@ -190,16 +190,7 @@ pub fn run_all<B: AutodiffBackend>(
     let inference = model.valid();
     let mut predicted: Vec<usize> = Vec::with_capacity(data.len());
     let batches = loader.iter().map(|x: Tensor<B, 4>| {
-        let logits = inference.forward(x.clone().inner());
-        let targets: Vec<usize> = logits
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
-            .expect("class indices")
-            .into_iter()
-            .map(|c| c as usize)
-            .collect();
+        let targets = crate::train::classes(inference.forward(x.clone().inner()));
         predicted.extend(&targets);
         DatasetBatch { inputs: x, targets }
     });

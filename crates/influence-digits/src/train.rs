@@ -4,8 +4,8 @@ use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -108,17 +108,23 @@ fn predict_inner<B: Backend>(
     device: &B::Device,
 ) -> Vec<usize> {
     idx.chunks(512)
-        .flat_map(|batch| {
-            model
-                .forward(data.images::<B>(batch, device))
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .to_vec::<i64>()
-                .expect("argmax gives integers")
-                .into_iter()
-                .map(|c| c as usize)
-        })
+        .flat_map(|batch| classes(model.forward(data.images::<B>(batch, device))))
+        .collect()
+}
+
+/// The class with the largest logit, per example.
+///
+/// # Shapes
+/// - logits: `[batch, classes]`
+pub fn classes<B: Backend>(logits: Tensor<B, 2>) -> Vec<usize> {
+    logits
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("argmax gives integers")
+        .into_iter()
+        .map(|c| c as usize)
         .collect()
 }
 
