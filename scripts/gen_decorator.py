@@ -89,6 +89,17 @@ OVERRIDES = {
         } else {
             <B as ModuleOps<B>>::linear(x, weight, bias)
         }""",
+    # `Policy::conv2d`: a convolution kernel of the policy's own (forward only; autodiff's
+    # backward still calls `B`'s `conv2d_*_backward`); `Err` hands the call back to `B`.
+    "conv2d": """match P::conv2d::<B>(Conv2dArgs {
+            x,
+            weight,
+            bias,
+            options,
+        }) {
+            Ok(y) => y,
+            Err(a) => <B as ModuleOps<B>>::conv2d(a.x, a.weight, a.bias, a.options),
+        }""",
     "float_powf_scalar": """match value.try_as_integer() {
             Some(exp) if P::EXACT_RECIP => Self::float_powi_scalar(tensor, exp),
             _ => <B as FloatTensorOps<B>>::float_powf_scalar(tensor, value),
@@ -310,7 +321,7 @@ def generate(src):
         "use burn_backend::{Backend, Distribution, ExecutionError, Scalar, TensorData, TensorMetadata, TensorPrimitive};",
         "use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};",
         "",
-        "use super::{Decorator, Policy, tp_in, tp_out};",
+        "use super::{Conv2dArgs, Decorator, Policy, tp_in, tp_out};",
         "",
     ]
     count = 0

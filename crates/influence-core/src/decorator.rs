@@ -9,6 +9,9 @@
 //!   softmax and layer-norm gradients lose three to four digits. `influence-ndarray` runs on
 //!   `Autodiff<Decorator<NdArray, ExactRecip>>`.
 //!
+//! A backend crate may define its own policy, as `influence-flex` does to run 2-D
+//! convolutions with its own kernel ([`Policy::conv2d`]).
+//!
 //! The forwarding methods (one per operation of Burn's `Backend`, 417) are generated from
 //! burn-backend 0.21.0's trait declarations by `scripts/gen_decorator.py` into
 //! `decorator/ops.rs`; CI checks that the file is up to date.
@@ -17,6 +20,7 @@ mod ops;
 
 use core::marker::PhantomData;
 
+use burn_backend::ops::ConvOptions;
 use burn_backend::tensor::{BoolTensor, FloatTensor, IntTensor, QuantizedTensor};
 use burn_backend::{
     AutodiffBackend, Backend, BackendTypes, DTypeUsageSet, ExecutionError, TensorData,
@@ -37,6 +41,29 @@ pub trait Policy: 'static {
     const FLAT_LINEAR: bool;
     /// The decorator's name, as `Backend::name` shows it: `NAME<inner name>`.
     const NAME: &'static str;
+
+    /// A 2-D convolution of the policy's own: Burn's `ModuleOps::conv2d` with the same
+    /// arguments and result (`x` `[batch, channels_in, height, width]`, `weight`
+    /// `[channels_out, channels_in / groups, kernel_height, kernel_width]`, `bias`
+    /// `[channels_out]`; returns `[batch, channels_out, out_height, out_width]`). Only the
+    /// forward pass: under autodiff the backward still uses `B`'s `conv2d_x_backward` and
+    /// friends. `Err(args)` hands the call back to `B`; by default every call goes to `B`.
+    fn conv2d<B: Backend>(args: Conv2dArgs<B>) -> Result<FloatTensor<B>, Conv2dArgs<B>> {
+        Err(args)
+    }
+}
+
+/// The arguments of Burn's `ModuleOps::conv2d`, given to [`Policy::conv2d`] and handed back
+/// by it when it leaves the call to the wrapped backend.
+pub struct Conv2dArgs<B: Backend> {
+    /// The input, `[batch, channels_in, height, width]`.
+    pub x: FloatTensor<B>,
+    /// The kernel, `[channels_out, channels_in / groups, kernel_height, kernel_width]`.
+    pub weight: FloatTensor<B>,
+    /// The bias, `[channels_out]`.
+    pub bias: Option<FloatTensor<B>>,
+    /// Stride, padding, dilation and groups.
+    pub options: ConvOptions<2>,
 }
 
 /// `ad_enabled` false: inference behaviour with gradients. See [`Eval`](crate::Eval).

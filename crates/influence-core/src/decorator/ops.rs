@@ -16,7 +16,7 @@ use burn_backend::{
 };
 use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};
 
-use super::{Decorator, Policy, tp_in, tp_out};
+use super::{Conv2dArgs, Decorator, Policy, tp_in, tp_out};
 
 impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     fn float_from_data(data: TensorData, device: &Device<Self>) -> FloatTensor<Self> {
@@ -1483,7 +1483,15 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv2d(x, weight, bias, options)
+        match P::conv2d::<B>(Conv2dArgs {
+            x,
+            weight,
+            bias,
+            options,
+        }) {
+            Ok(y) => y,
+            Err(a) => <B as ModuleOps<B>>::conv2d(a.x, a.weight, a.bias, a.options),
+        }
     }
 
     fn conv2d_x_backward(
