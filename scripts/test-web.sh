@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds the web demo (scripts/build-web.sh) and tests it in a real headless browser:
+# Builds the web demo (scripts/build-web.sh) and tests it in a real headless browser, twice:
 # Debian's Chromium driven by playwright-core loads the page from localhost, explains the
-# fixture digits, and the numbers are compared with the native ones (1e-4 relative).
+# fixture digits, and the numbers are compared with the native ones (1e-4 relative); once on
+# flex (wasm, CPU) and once on WebGPU (Chromium's WebGPU on SwiftShader, its CPU Vulkan
+# implementation: --enable-unsafe-webgpu --use-webgpu-adapter=swiftshader). The WebGPU run
+# is skipped when WEB_FEATURES leaves out "webgpu".
 # Exits non-zero on any failure. Installs what it needs: Debian's Rust for wasm (see
 # scripts/wasm-toolchain.sh), wasm-bindgen-cli at the version in Cargo.lock, chromium,
 # playwright-core (npm; never a downloaded browser).
@@ -54,6 +57,12 @@ up=false
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && { up=true; break; }; sleep 0.1; done
 [ "$up" = true ] || { echo "test-web.sh: the static server did not start on port $port" >&2; exit 1; }
 
-step "browser test"
-node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32
+step "browser test, flex"
+node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32 flex
+if [[ ",${WEB_FEATURES-webgpu}," == *,webgpu,* ]]; then
+  step "browser test, WebGPU (SwiftShader)"
+  node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32 webgpu
+else
+  step "browser test, WebGPU: skipped (WEB_FEATURES='${WEB_FEATURES-}' has no webgpu)"
+fi
 step "done"

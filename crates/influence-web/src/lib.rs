@@ -1,31 +1,31 @@
-//! The web demo of burn-influence: the digits CNN of the digits example, with its trained
-//! weights embedded, predicts a drawn or picked 8×8 digit and explains the prediction with
-//! Internal Influence at `conv2`, in the browser: on WebGPU when the browser offers it
-//! (feature `webgpu`), else on the flex CPU backend compiled to wasm.
+//! burn-influence in the browser: a JavaScript API (wasm-bindgen, TypeScript declarations;
+//! `Explainer.load(model, recordBytes, backend)`, `predict`, `attribute`; see
+//! `docs/web.md`) whose logic is [`api`], and the web demo built on it: the digits CNN of the
+//! digits example predicts a drawn or picked 8×8 digit and explains the prediction with
+//! Internal Influence at `conv2`, on WebGPU when the browser offers it (feature `webgpu`),
+//! else on the flex CPU backend compiled to wasm.
 //!
 //! Everything on the attribution path is asynchronous where it reads from the device
 //! ([`InternalInfluence`]'s `run_async`, `into_data_async`): WebGPU in a browser cannot read
 //! synchronously. The same [`explain_digit`] runs natively (the `native-reference` binary)
 //! to give the numbers the browser test compares with.
 
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use influence_core::{
-    Attribution, InfluenceError, InternalInfluence, LayerActivation, LayerConductance,
-    LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
-};
+use influence_core::{InfluenceError, Method, Target};
 use influence_digits::data::PIXELS;
 pub use influence_digits::explain::LayerMethod;
-use influence_digits::model::{DigitsCnn, DigitsCnnConfig};
+use influence_digits::model::DigitsCnn;
 use serde::{Deserialize, Serialize};
 
+pub mod api;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
 /// The trained weights of the digits example (`cargo run --release --example digits`,
-/// flex backend, seed 42, 20 epochs), in Burn's named MessagePack format.
+/// flex backend, seed 42, 20 epochs), in Burn's named MessagePack format. Native code (the
+/// `native-reference` binary, the tests) uses them from here; the page fetches the same file
+/// (`www/models/digits_cnn.mpk`, copied by `build-web.sh`), so the module does not carry them.
 pub const WEIGHTS: &[u8] = include_bytes!("../assets/digits_cnn.mpk");
 
 /// The explained layer.
@@ -81,67 +81,32 @@ pub enum WebError {
     /// The attribution failed.
     #[error(transparent)]
     Influence(#[from] InfluenceError),
+    /// `Explainer.load` with a model name that is not built in ([`api::MODELS`]).
+    #[error("model: unknown model '{0}' (this module has: digits_cnn)")]
+    UnknownModel(String),
+    /// An input or baselines whose shape is not the model's, or does not match the number of
+    /// values.
+    #[error("shape: expected {expected}, got {shape:?} with {values} values")]
+    Shape {
+        /// The model's input shape.
+        expected: String,
+        /// The shape given.
+        shape: Vec<usize>,
+        /// The number of values given.
+        values: usize,
+    },
+    /// A bad option of `attribute` (an unknown method name, a missing target).
+    #[error("{0}")]
+    Option(String),
 }
 
-/// The digits CNN with the embedded weights.
+/// The digits CNN with the embedded weights ([`WEIGHTS`]).
 ///
 /// # Errors
 /// [`WebError::Weights`] when the weights do not load.
 pub fn load_model<B: AutodiffBackend>(device: &B::Device) -> Result<DigitsCnn<B>, WebError> {
-    let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
-        .load(WEIGHTS.to_vec(), device)
-        .map_err(|e| WebError::Weights(e.to_string()))?;
-    Ok(DigitsCnnConfig::new().init::<B>(device).load_record(record))
-}
-
-async fn read<B: burn::tensor::backend::Backend>(t: Tensor<B, 2>) -> Result<Vec<f32>, WebError> {
-    t.into_data_async()
-        .await
-        .map_err(|e| WebError::Influence(InfluenceError::Read(format!("{e:?}"))))?
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| WebError::Influence(InfluenceError::Read(format!("{e:?}"))))
-}
-
-/// `method` at `conv2` of `x` for class `target`, awaiting the one device read.
-async fn attribute<B: AutodiffBackend>(
-    method: LayerMethod,
-    model: &DigitsCnn<B>,
-    x: Tensor<B, 4>,
-    target: usize,
-    n_steps: usize,
-) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-    macro_rules! path {
-        ($explainer:expr) => {
-            $explainer
-                .attribute(x)
-                .target(Target::Index(target))
-                .n_steps(n_steps)
-                .method(Method::GaussLegendre)
-                .run_async()
-                .await
-        };
-    }
-    match method {
-        LayerMethod::InternalInfluence => path!(InternalInfluence::new(model, LAYER)?),
-        LayerMethod::LayerConductance => path!(LayerConductance::new(model, LAYER)?),
-        LayerMethod::LayerIntegratedGradients => {
-            path!(LayerIntegratedGradients::new(model, LAYER)?)
-        }
-        LayerMethod::LayerGradientXActivation => {
-            LayerGradientXActivation::new(model, LAYER)?
-                .attribute(x)
-                .target(Target::Index(target))
-                .run_async()
-                .await
-        }
-        LayerMethod::LayerActivation => {
-            LayerActivation::new(model, LAYER)?
-                .attribute(x)
-                .run_async()
-                .await
-        }
-    }
+    let api::Model::DigitsCnn(model) = api::Model::load("digits_cnn", WEIGHTS.to_vec(), device)?;
+    Ok(model)
 }
 
 /// Predicts one digit and explains the prediction with `method` (Internal Influence or a
@@ -165,14 +130,34 @@ pub async fn explain_digit<B: AutodiffBackend>(
         return Err(WebError::Pixels(pixels.len()));
     }
     let x = Tensor::<B, 4>::from_data(TensorData::new(pixels.to_vec(), [1, 1, 8, 8]), device);
-    let logits = read(model.forward(x.clone()).inner()).await?;
+    let (logits, _) = api::read(model.forward(x.clone()).inner().into_data_async().await)?;
     let predicted = logits
         .iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i)
         .expect("10 logits");
-    let attribution = attribute(method, model, x, predicted, n_steps).await?;
+    let options = api::AttributeOptions {
+        layer: LAYER.to_owned(),
+        attribution: None,
+        target: None,
+        n_steps: Some(n_steps),
+        method: None,
+        internal_batch_size: None,
+        baselines: None,
+    };
+    let target = Target::Index(predicted);
+    let attribution = api::attribute(
+        method,
+        model,
+        x,
+        LAYER,
+        target,
+        Method::GaussLegendre,
+        &options,
+        None,
+    )
+    .await?;
     let values = attribution
         .into_tensors()
         .remove(0)

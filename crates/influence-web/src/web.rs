@@ -1,85 +1,258 @@
-//! The JavaScript surface (wasm-bindgen): `load(preferWebgpu)`, `explain(pixels, nSteps, attribution)`,
-//! `fixture_digits()`.
+//! The JavaScript API (wasm-bindgen; TypeScript declarations in `pkg/influence_web.d.ts`):
+//!
+//! ```ts
+//! const explainer = await Explainer.load("digits_cnn", recordBytes, "auto");
+//! explainer.backend;                       // "webgpu" or "flex"
+//! const logits = await explainer.predict(pixels, [1, 1, 8, 8]);
+//! const attr = await explainer.attribute(pixels, [1, 1, 8, 8],
+//!     { layer: "conv2", target: 3, nSteps: 50 });
+//! attr.values;                             // Float32Array, row-major
+//! attr.shape;                              // Uint32Array [1, 32, 8, 8]
+//! ```
+//!
+//! Every error is a rejected promise whose `Error.message` is the typed error's message
+//! ([`WebError`](crate::WebError), [`InfluenceError`](influence_core::InfluenceError)).
 
-use std::cell::RefCell;
-
-use influence_digits::model::DigitsCnn;
 use wasm_bindgen::prelude::*;
 
-use crate::{explain_digit, fixtures, load_model};
+use crate::api::{AttributeOptions, HostTensor, Model, OPTION_NAMES};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_OPTIONS: &str = r#"
+/** The settings of `Explainer.attribute` (Captum's names, camelCase). */
+export interface AttributeOptions {
+  /** The layer to attribute to: one of the model's probe layers (digits_cnn: "conv1", "conv2", "fc1", ...). */
+  layer: string;
+  /** The layer method (default "internal_influence"). */
+  attribution?: "internal_influence" | "layer_conductance" | "layer_integrated_gradients"
+    | "layer_gradient_x_activation" | "layer_activation";
+  /** The explained class: one for every example, or one per example. Required but for layer_activation. */
+  target?: number | number[];
+  /** Quadrature points (Captum's n_steps, default 50). */
+  nSteps?: number;
+  /** The quadrature rule (Captum's method, default "gausslegendre"). */
+  method?: "gausslegendre" | "riemann_left" | "riemann_right" | "riemann_middle" | "riemann_trapezoid";
+  /** Rows per pass (Captum's internal_batch_size); all steps in one pass when left out. */
+  internalBatchSize?: number;
+  /** Baselines: one number, or values of the input's shape (default zeros). */
+  baselines?: number | Float32Array | number[];
+}
+"#;
 
 /// The model on the backend in use.
-#[derive(Clone)]
 enum Engine {
-    Flex(DigitsCnn<influence_flex::Backend>),
+    Flex(Model<influence_flex::Backend>),
     #[cfg(feature = "webgpu")]
-    WebGpu(DigitsCnn<WebGpuBackend>),
+    WebGpu(Model<WebGpuBackend>),
 }
 
 #[cfg(feature = "webgpu")]
 type WebGpuBackend = burn_autodiff::Autodiff<burn_wgpu::Wgpu>;
 
-thread_local! {
-    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
-}
-
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// Loads the model, on WebGPU when `prefer_webgpu` (the page passes whether the browser
-/// offers a WebGPU adapter) and the `webgpu` feature is built in, else on flex. Returns the
-/// backend's name: `"webgpu"` or `"flex"`.
+/// A tensor read back from the device: `values` (row-major) of `shape`.
 #[wasm_bindgen]
-pub async fn load(prefer_webgpu: bool) -> Result<String, JsError> {
-    console_error_panic_hook::set_once();
-    #[cfg(feature = "webgpu")]
-    if prefer_webgpu {
-        let device = burn_wgpu::WgpuDevice::DefaultDevice;
-        burn_wgpu::init_setup_async::<burn_wgpu::graphics::WebGpu>(&device, Default::default())
-            .await;
-        let model = load_model::<WebGpuBackend>(&device).map_err(js_err)?;
-        ENGINE.with(|e| *e.borrow_mut() = Some(Engine::WebGpu(model)));
-        return Ok("webgpu".into());
-    }
-    #[cfg(not(feature = "webgpu"))]
-    let _ = prefer_webgpu;
-    let model = load_model::<influence_flex::Backend>(&influence_flex::device()).map_err(js_err)?;
-    ENGINE.with(|e| *e.borrow_mut() = Some(Engine::Flex(model)));
-    Ok("flex".into())
+pub struct Tensor {
+    values: Vec<f32>,
+    shape: Vec<u32>,
 }
 
-/// Predicts and explains one digit (64 pixel values in [0, 1], row-major 8×8) with the
-/// layer method `attribution` (Captum's name: `internal_influence`, `layer_conductance`,
-/// `layer_integrated_gradients`, `layer_gradient_x_activation`, `layer_activation`) and
-/// `n_steps` Gauss-Legendre points; returns the [`crate::DigitExplanation`] as JSON.
 #[wasm_bindgen]
-pub async fn explain(
-    pixels: Vec<f32>,
-    n_steps: usize,
-    attribution: String,
-) -> Result<String, JsError> {
-    let method: crate::LayerMethod = attribution.parse().map_err(|e: String| JsError::new(&e))?;
-    let engine = ENGINE
-        .with(|e| e.borrow().clone())
-        .ok_or_else(|| JsError::new("call load() first"))?;
-    let result = match engine {
-        Engine::Flex(model) => {
-            let device = influence_flex::device();
-            explain_digit(&model, &pixels, method, n_steps, "flex", &device).await
-        }
-        #[cfg(feature = "webgpu")]
-        Engine::WebGpu(model) => {
-            let device = burn_wgpu::WgpuDevice::DefaultDevice;
-            explain_digit(&model, &pixels, method, n_steps, "webgpu", &device).await
-        }
+impl Tensor {
+    /// The values, row-major (a copy, as a `Float32Array`).
+    #[wasm_bindgen(getter)]
+    pub fn values(&self) -> Vec<f32> {
+        self.values.clone()
     }
-    .map_err(js_err)?;
-    serde_json::to_string(&result).map_err(js_err)
+
+    /// The shape, e.g. `[batch, channels, height, width]` (a `Uint32Array`).
+    #[wasm_bindgen(getter)]
+    pub fn shape(&self) -> Vec<u32> {
+        self.shape.clone()
+    }
 }
 
-/// The fixture digits (JSON: `[{index, label, pixels}]`).
+impl From<HostTensor> for Tensor {
+    fn from(t: HostTensor) -> Self {
+        Tensor {
+            values: t.values,
+            shape: t.shape.iter().map(|&d| d as u32).collect(),
+        }
+    }
+}
+
+/// A model compiled into the module, with its weights, on one backend.
 #[wasm_bindgen]
-pub fn fixture_digits() -> String {
-    serde_json::to_string(&fixtures()).expect("fixtures serialise")
+pub struct Explainer {
+    engine: Engine,
+    backend: String,
+}
+
+#[wasm_bindgen]
+impl Explainer {
+    /// Loads the built-in architecture `model` (`"digits_cnn"`) with the weights `record`
+    /// (the bytes of a Burn record, named MessagePack at full precision: a `.mpk` file from
+    /// `NamedMpkFileRecorder::<FullPrecisionSettings>`), on `backend`: `"webgpu"`, `"flex"`
+    /// (CPU, wasm) or `"auto"` (WebGPU when the browser offers an adapter, else flex).
+    ///
+    /// Rejects with the error's message: an unknown model or backend name, a record that
+    /// does not fit the architecture, `"webgpu"` asked in a module or browser without it.
+    pub async fn load(
+        model: String,
+        record: Vec<u8>,
+        backend: String,
+    ) -> Result<Explainer, JsError> {
+        console_error_panic_hook::set_once();
+        let webgpu = match backend.as_str() {
+            "webgpu" => true,
+            "flex" => false,
+            "auto" => webgpu_adapter().await,
+            other => {
+                return Err(JsError::new(&format!(
+                    "backend: unknown backend '{other}' (webgpu, flex or auto)"
+                )));
+            }
+        };
+        if webgpu {
+            #[cfg(feature = "webgpu")]
+            {
+                if !webgpu_adapter().await {
+                    return Err(JsError::new(
+                        "backend: webgpu asked, but this browser offers no WebGPU adapter",
+                    ));
+                }
+                let device = burn_wgpu::WgpuDevice::DefaultDevice;
+                burn_wgpu::init_setup_async::<burn_wgpu::graphics::WebGpu>(
+                    &device,
+                    Default::default(),
+                )
+                .await;
+                let model = Model::load(&model, record, &device).map_err(js_err)?;
+                return Ok(Explainer {
+                    engine: Engine::WebGpu(model),
+                    backend: "webgpu".into(),
+                });
+            }
+            #[cfg(not(feature = "webgpu"))]
+            if backend == "webgpu" {
+                return Err(JsError::new(
+                    "backend: this module was built without WebGPU (feature webgpu)",
+                ));
+            }
+        }
+        let model = Model::load(&model, record, &influence_flex::device()).map_err(js_err)?;
+        Ok(Explainer {
+            engine: Engine::Flex(model),
+            backend: "flex".into(),
+        })
+    }
+
+    /// The backend in use: `"webgpu"` or `"flex"`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// The model's output for `input` (row-major values of `shape`, `[batch, 1, 8, 8]` for
+    /// `digits_cnn`): `[batch, 10]` logits. Rejects on a wrong shape.
+    pub async fn predict(&self, input: Vec<f32>, shape: Vec<u32>) -> Result<Tensor, JsError> {
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        match &self.engine {
+            Engine::Flex(m) => m.predict(&input, &shape, &influence_flex::device()).await,
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(m) => {
+                m.predict(&input, &shape, &burn_wgpu::WgpuDevice::DefaultDevice)
+                    .await
+            }
+        }
+        .map(Tensor::from)
+        .map_err(js_err)
+    }
+
+    /// The attribution of `input` (row-major values of `shape`) at `options.layer` with the
+    /// method and settings of `options` ([`AttributeOptions`]): the layer's shape, e.g.
+    /// `[batch, 32, 8, 8]` for `digits_cnn`'s `conv2`. Rejects with the typed error's
+    /// message: a wrong shape, an unknown layer or option, a missing or out-of-range target.
+    pub async fn attribute(
+        &self,
+        input: Vec<f32>,
+        shape: Vec<u32>,
+        #[wasm_bindgen(unchecked_param_type = "AttributeOptions")] options: JsValue,
+    ) -> Result<Tensor, JsError> {
+        let options = read_options(options)?;
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        match &self.engine {
+            Engine::Flex(m) => {
+                m.attribute(&input, &shape, &options, &influence_flex::device())
+                    .await
+            }
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(m) => {
+                m.attribute(
+                    &input,
+                    &shape,
+                    &options,
+                    &burn_wgpu::WgpuDevice::DefaultDevice,
+                )
+                .await
+            }
+        }
+        .map(Tensor::from)
+        .map_err(js_err)
+    }
+}
+
+/// The options object as [`AttributeOptions`]: an unknown key is an error (serde-wasm-bindgen
+/// reads only the keys it knows, so they are checked here), and typed-array `baselines` are
+/// read as an array.
+fn read_options(options: JsValue) -> Result<AttributeOptions, JsError> {
+    if !options.is_object() || js_sys::Array::is_array(&options) {
+        return Err(JsError::new(
+            "options: expected an object such as { layer: 'conv2', target: 3 }",
+        ));
+    }
+    let object: &js_sys::Object = options.unchecked_ref();
+    for key in js_sys::Object::keys(object).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !OPTION_NAMES.contains(&key.as_str()) {
+            return Err(JsError::new(&format!(
+                "options: unknown field `{key}`, expected one of {}",
+                OPTION_NAMES.map(|n| format!("`{n}`")).join(", ")
+            )));
+        }
+    }
+    let baselines = js_sys::Reflect::get(object, &"baselines".into()).unwrap_or(JsValue::UNDEFINED);
+    let options = if js_sys::ArrayBuffer::is_view(&baselines) {
+        let copy = js_sys::Object::assign(&js_sys::Object::new(), object);
+        js_sys::Reflect::set(&copy, &"baselines".into(), &js_sys::Array::from(&baselines))
+            .map_err(|_| JsError::new("options: baselines could not be read"))?;
+        copy.into()
+    } else {
+        options
+    };
+    serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("options: {e}")))
+}
+
+/// Whether the browser offers a WebGPU adapter (`navigator.gpu.requestAdapter()`, on the
+/// global object: a page's `window` or a worker's `self`).
+async fn webgpu_adapter() -> bool {
+    let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
+    let Some(gpu) = get(&js_sys::global(), "navigator").and_then(|n| get(&n, "gpu")) else {
+        return false;
+    };
+    if gpu.is_undefined() || gpu.is_null() {
+        return false;
+    }
+    let request = get(&gpu, "requestAdapter")
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(&gpu).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
+    let Some(promise) = request else {
+        return false;
+    };
+    matches!(wasm_bindgen_futures::JsFuture::from(promise).await,
+        Ok(adapter) if !adapter.is_null() && !adapter.is_undefined())
 }

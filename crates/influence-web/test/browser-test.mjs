@@ -3,14 +3,24 @@
 // compares the numbers with the native ones (`native-reference`, the same code on flex): every
 // fixture with Internal Influence, then the first with each sibling method of the picker.
 //
-// usage: node browser-test.mjs URL NATIVE_JSON [N_STEPS]
+// The backend: `flex` (Chromium with --disable-gpu, the page asked for flex) or `webgpu`
+// (Chromium's WebGPU on SwiftShader, its CPU Vulkan: --enable-unsafe-webgpu
+// --use-webgpu-adapter=swiftshader, the page asked for webgpu). The page must report the one
+// asked for.
+//
+// usage: node browser-test.mjs URL NATIVE_JSON [N_STEPS] [flex|webgpu]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const [url, nativePath, stepsArg] = process.argv.slice(2);
+const [url, nativePath, stepsArg, backendArg] = process.argv.slice(2);
 const nSteps = Number(stepsArg ?? 32);
+const wanted = backendArg ?? 'flex';
+if (!['flex', 'webgpu'].includes(wanted)) throw new Error(`backend must be flex or webgpu, not ${wanted}`);
+const gpuArgs = wanted === 'webgpu'
+  ? ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan']
+  : ['--disable-gpu'];
 const native = JSON.parse(fs.readFileSync(nativePath, 'utf8'));
 const TOLERANCE = 1e-4; // relative to the largest absolute value of each compared vector
 
@@ -18,7 +28,7 @@ const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'influence-chromium-')
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+  args: ['--headless', '--no-sandbox', ...gpuArgs, '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 let failures = 0;
@@ -26,13 +36,14 @@ try {
   const page = await context.newPage();
   page.on('console', (m) => console.log(`  [page] ${m.text()}`));
   page.on('pageerror', (e) => console.log(`  [page error] ${e}`));
-  await page.goto(url);
+  await page.goto(`${url}${url.includes('?') ? '&' : '?'}backend=${wanted}`);
   await page.waitForFunction(() => window.demo && (window.demo.explainFixture || window.demo.error),
     null, { timeout: 180_000 });
   const error = await page.evaluate(() => window.demo.error);
   if (error) throw new Error(`the page failed to start: ${error}`);
   const backend = await page.evaluate(() => window.demo.backend);
   console.log(`browser test: page loaded, backend ${backend}`);
+  if (backend !== wanted) throw new Error(`the page ran ${backend}, the test asked for ${wanted}`);
 
   const relDiff = (a, b) => {
     if (a.length !== b.length) return Infinity;
@@ -56,10 +67,57 @@ try {
     console.log(`  digit ${ref.label} (row ${ref.index}), ${r.attribution}: predicted ${r.predicted} (native ${e.predicted}),` +
       ` largest relative difference ${worst.toExponential(2)} ${ok2 ? 'ok' : 'FAILED'}`);
   }
-  await page.screenshot({ path: path.join(os.tmpdir(), 'influence-web-demo.png') });
+  await page.screenshot({ path: path.join(os.tmpdir(), `influence-web-demo-${wanted}.png`) });
+
+  // The minimal app (minimal.html): the JavaScript API as an app calls it. The attribution of
+  // each fixture at conv2 has the shape [1, 32, 8, 8], and its sums over positions are the
+  // native channel influence; bad calls are rejected promises with the typed error's message.
+  const app = await context.newPage();
+  app.on('console', (m) => console.log(`  [app] ${m.text()}`));
+  await app.goto(`${url.replace(/index\.html.*$/, '')}minimal.html?backend=${wanted}`);
+  await app.waitForFunction(() => window.app, null, { timeout: 180_000 });
+  const failed = await app.evaluate(() => window.app.failed);
+  if (failed) throw new Error(`the minimal app failed to start: ${failed}`);
+  const appBackend = await app.evaluate(() => window.app.backend);
+  if (appBackend !== wanted) throw new Error(`the minimal app ran ${appBackend}, the test asked for ${wanted}`);
+  for (const ref of native.filter((r) => r.explanation.attribution === 'internal_influence').slice(0, 3)) {
+    const e = ref.explanation;
+    const r = await app.evaluate(([i, target, n]) => window.app.attribute(window.app.digits[i].pixels,
+      [1, 1, 8, 8], { layer: 'conv2', target, nSteps: n }), [ref.fixture, e.predicted, nSteps]);
+    const shapeOk = JSON.stringify(r.shape) === JSON.stringify([1, 32, 8, 8]);
+    const sums = shapeOk ? Array.from({ length: 32 }, (_, c) =>
+      r.values.slice(c * 64, (c + 1) * 64).reduce((a, b) => a + b, 0)) : [];
+    const diff = shapeOk ? relDiff(sums, e.channel_influence) : Infinity;
+    const ok = !r.error && shapeOk && diff <= TOLERANCE;
+    if (!ok) failures++;
+    console.log(`  minimal app, digit ${ref.label}: shape [${r.shape}] ${r.error ?? ''} largest relative difference ${diff.toExponential(2)} ${ok ? 'ok' : 'FAILED'}`);
+  }
+  // Baselines as a Float32Array and as one number: the same attribution.
+  const [typed, scalar] = await app.evaluate(async () => {
+    const px = window.app.digits[0].pixels, o = { layer: 'conv2', target: 0, nSteps: 8 };
+    return [await window.app.attribute(px, [1, 1, 8, 8], { ...o, baselines: new Float32Array(64).fill(0.25) }),
+      await window.app.attribute(px, [1, 1, 8, 8], { ...o, baselines: 0.25 })];
+  });
+  const baselineDiff = typed.error || scalar.error ? Infinity : relDiff(typed.values, scalar.values);
+  const baselineOk = baselineDiff <= 1e-6;
+  if (!baselineOk) failures++;
+  console.log(`  minimal app, Float32Array baselines against a number: ${typed.error ?? scalar.error ?? ''} largest relative difference ${baselineDiff.toExponential(2)} ${baselineOk ? 'ok' : 'FAILED'}`);
+  const rejected = [
+    [[1, 8, 8], { layer: 'conv2', target: 0 }, 'shape: expected [batch, 1, 8, 8], got [1, 8, 8] with 64 values'],
+    [[1, 1, 8, 8], { layer: 'conv9', target: 0 }, 'conv9'],
+    [[1, 1, 8, 8], { layer: 'conv2', target: 0, n_steps: 5 }, 'unknown field `n_steps`'],
+    [[1, 1, 8, 8], { layer: 'conv2' }, 'needs a target'],
+  ];
+  for (const [shape, options, expected] of rejected) {
+    const r = await app.evaluate(([s, o]) => window.app.attribute(window.app.digits[0].pixels, s, o), [shape, options]);
+    const ok = typeof r.error === 'string' && r.error.includes(expected);
+    if (!ok) failures++;
+    console.log(`  minimal app, rejected ${JSON.stringify(options)} ${JSON.stringify(shape)}: ${r.error ?? 'resolved'} ${ok ? 'ok' : 'FAILED'}`);
+  }
 } finally {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
 }
-console.log(`browser test: ${native.length - failures} passed, ${failures} failed`);
+const checks = native.length + 3 + 1 + 4;
+console.log(`browser test (${wanted}): ${checks - failures} passed, ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);

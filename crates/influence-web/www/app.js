@@ -1,7 +1,8 @@
-// The page's logic: load the wasm module (WebGPU when the browser offers an adapter, else
-// flex), let the user draw or pick a digit, and show the prediction and its influence map.
-// `window.demo` is what the browser test drives.
-import initWasm, { load, explain, fixture_digits } from './pkg/influence_web.js';
+// The page's logic: load the wasm module and the model through the module's JavaScript API
+// (`Explainer`; WebGPU when the browser offers an adapter, else flex; `?backend=flex` or
+// `?backend=webgpu` in the URL chooses), let the user draw or pick a digit, and show the
+// prediction and its influence map. `window.demo` is what the browser test drives.
+import initWasm, { Explainer } from './pkg/influence_web.js';
 
 const SIDE = 8, CELL = 32;
 const pixels = new Float32Array(SIDE * SIDE);
@@ -49,9 +50,29 @@ function showResult(r, ms) {
   drawMaps(r.map);
 }
 
+let explainer = null;
+const SHAPE = [1, 1, SIDE, SIDE];
+
+// Predicts the digit and explains the prediction at conv2: the map is the attribution
+// `[1, 32, 8, 8]` summed over the channels, the channel influence summed over positions.
+async function explainDigit(nSteps, attribution) {
+  const logits = Array.from((await explainer.predict(pixels, SHAPE)).values);
+  const predicted = logits.indexOf(Math.max(...logits));
+  const t = await explainer.attribute(pixels, SHAPE, { layer: 'conv2', attribution, target: predicted, nSteps });
+  const [, channels, h, w] = t.shape, values = t.values, plane = h * w;
+  const map = new Array(plane).fill(0), channel_influence = new Array(channels).fill(0);
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0; p < plane; p++) {
+      map[p] += values[c * plane + p];
+      channel_influence[c] += values[c * plane + p];
+    }
+  }
+  return { backend: explainer.backend, attribution, logits, predicted, n_steps: nSteps, channel_influence, map };
+}
+
 async function run(nSteps) {
   const t0 = performance.now();
-  const r = JSON.parse(await explain(Array.from(pixels), nSteps, $('attribution').value));
+  const r = await explainDigit(nSteps, $('attribution').value);
   showResult(r, performance.now() - t0);
   window.demo.last = r;
   return r;
@@ -73,15 +94,16 @@ function paint(ev) {
 
 async function main() {
   await initWasm();
-  let preferWebgpu = false;
-  if (navigator.gpu) {
-    try { preferWebgpu = !!(await navigator.gpu.requestAdapter()); } catch (_) { preferWebgpu = false; }
-  }
-  const backend = await load(preferWebgpu);
+  const asked = new URLSearchParams(location.search).get('backend') ?? 'auto';
+  const record = new Uint8Array(await (await fetch('models/digits_cnn.mpk')).arrayBuffer());
+  // Rejects with the typed error's message (e.g. webgpu asked in a browser without it).
+  explainer = await Explainer.load('digits_cnn', record, asked);
+  const backend = explainer.backend;
   $('backend').textContent = backend;
-  $('status').textContent = `model loaded (${backend}${preferWebgpu ? '' : '; no WebGPU adapter, using the CPU'}).`;
+  const why = asked === 'flex' ? '; flex asked' : backend === 'webgpu' ? '' : '; no WebGPU adapter, using the CPU';
+  $('status').textContent = `model loaded (${backend}${why}).`;
 
-  const fixtures = JSON.parse(fixture_digits());
+  const fixtures = await (await fetch('fixtures.json')).json();
   for (const [i, f] of fixtures.entries()) {
     const opt = document.createElement('option');
     opt.value = i; opt.textContent = `digit ${f.label} (row ${f.index})`;
