@@ -67,6 +67,39 @@ try {
     console.log(`  digit ${ref.label} (row ${ref.index}), ${r.attribution}: predicted ${r.predicted} (native ${e.predicted}),` +
       ` largest relative difference ${worst.toExponential(2)} ${ok2 ? 'ok' : 'FAILED'}`);
   }
+  // The demo's batch in its Web Worker: one progress event per digit, each digit's
+  // attribution equal to the native one where the label is the native prediction; and with
+  // 256 steps (each digit long enough to block a page for several timer periods) the page's
+  // main thread stays free meanwhile: a 10 ms timer keeps firing, at least half as often as
+  // it would on an idle page.
+  const runBatch = (n) => page.evaluate(async (steps) => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const t0 = performance.now();
+    const r = await window.demo.explainBatch(steps, 'internal_influence');
+    clearInterval(timer);
+    return { ...r, ticks, ms: performance.now() - t0 };
+  }, n);
+  const batch = await runBatch(nSteps);
+  const long = await runBatch(256);
+  const progressOk = [batch, long].every((b) => b.events.length === 10
+    && b.events.every((p, i) => p.done === i + 1 && p.total === 10));
+  const responsive = long.ticks >= long.ms / 20;
+  console.log(`  demo batch, 256 steps: ${long.ticks} timer ticks in ${long.ms.toFixed(0)} ms (an idle page: ${(long.ms / 10).toFixed(0)}) ${responsive ? 'ok' : 'FAILED'}`);
+  let batchWorst = 0, compared = 0;
+  for (const ref of native.filter((r) => r.explanation.attribution === 'internal_influence')) {
+    if (ref.label !== ref.explanation.predicted) continue;
+    const v = batch.values.slice(ref.fixture * 2048, (ref.fixture + 1) * 2048);
+    const sums = Array.from({ length: 32 }, (_, c) => v.slice(c * 64, (c + 1) * 64).reduce((a, b) => a + b, 0));
+    batchWorst = Math.max(batchWorst, relDiff(sums, ref.explanation.channel_influence));
+    compared++;
+  }
+  const batchOk = progressOk && responsive && compared > 0 && batchWorst <= TOLERANCE
+    && JSON.stringify(batch.shape) === JSON.stringify([10, 32, 8, 8]);
+  if (!batchOk) failures++;
+  console.log(`  demo batch in the worker: shape [${batch.shape}], ${batch.events.length} progress events,` +
+    ` ${compared} digits compared,` +
+    ` largest relative difference ${batchWorst.toExponential(2)} ${batchOk ? 'ok' : 'FAILED'}`);
   await page.screenshot({ path: path.join(os.tmpdir(), `influence-web-demo-${wanted}.png`) });
 
   // The minimal app (minimal.html): the JavaScript API as an app calls it. The attribution of
@@ -118,6 +151,6 @@ try {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
 }
-const checks = native.length + 3 + 1 + 4;
+const checks = native.length + 1 + 3 + 1 + 4;
 console.log(`browser test (${wanted}): ${checks - failures} passed, ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);

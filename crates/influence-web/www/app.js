@@ -1,8 +1,10 @@
-// The page's logic: load the wasm module and the model through the module's JavaScript API
-// (`Explainer`; WebGPU when the browser offers an adapter, else flex; `?backend=flex` or
-// `?backend=webgpu` in the URL chooses), let the user draw or pick a digit, and show the
-// prediction and its influence map. `window.demo` is what the browser test drives.
-import initWasm, { Explainer } from './pkg/influence_web.js';
+// The page's logic: load the model through the module's JavaScript API in a Web Worker
+// (`WorkerExplainer`, influence-client.js; WebGPU when the browser offers an adapter, else
+// flex; `?backend=flex` or `?backend=webgpu` in the URL chooses), let the user draw or pick a
+// digit, and show the prediction and its influence map; explain the ten dataset digits as one
+// batch with a progress bar. The page stays responsive: the attribution runs in the worker.
+// `window.demo` is what the browser test drives.
+import { WorkerExplainer } from './influence-client.js';
 
 const SIDE = 8, CELL = 32;
 const pixels = new Float32Array(SIDE * SIDE);
@@ -93,11 +95,10 @@ function paint(ev) {
 }
 
 async function main() {
-  await initWasm();
   const asked = new URLSearchParams(location.search).get('backend') ?? 'auto';
   const record = new Uint8Array(await (await fetch('models/digits_cnn.mpk')).arrayBuffer());
   // Rejects with the typed error's message (e.g. webgpu asked in a browser without it).
-  explainer = await Explainer.load('digits_cnn', record, asked);
+  explainer = await WorkerExplainer.load('digits_cnn', record, asked);
   const backend = explainer.backend;
   $('backend').textContent = backend;
   const why = asked === 'flex' ? '; flex asked' : backend === 'webgpu' ? '' : '; no WebGPU adapter, using the CPU';
@@ -122,7 +123,24 @@ async function main() {
   $('clear').onclick = () => setPixels(new Float32Array(SIDE * SIDE));
   $('explain').onclick = () => run(+$('steps').value);
 
+  // The ten dataset digits as one batch, each for its label, with progress after each digit.
+  const explainBatch = async (nSteps, attribution = $('attribution').value) => {
+    const input = new Float32Array(fixtures.flatMap((f) => f.pixels));
+    const targets = fixtures.map((f) => f.label);
+    const events = [];
+    const t = await explainer.attribute(input, [fixtures.length, 1, SIDE, SIDE],
+      { layer: 'conv2', attribution, target: targets, nSteps },
+      { chunk: 1, onProgress: (p) => {
+        events.push(p);
+        $('progress').value = p.done / p.total;
+        $('status').textContent = `explained ${p.done} of ${p.total} digits`;
+      } });
+    return { events, shape: t.shape, values: Array.from(t.values) };
+  };
+  $('batch').onclick = () => explainBatch(+$('steps').value);
+
   window.demo.backend = backend;
+  window.demo.explainBatch = explainBatch;
   window.demo.fixtures = fixtures;
   // The picker's method unless one is given (Captum's name, as in the method picker).
   window.demo.explainFixture = async (i, nSteps, attribution) => {
