@@ -102,3 +102,37 @@ fn thread_counts_agree_and_each_is_deterministic() {
         }
     }
 }
+
+/// `progress` is called once per pass with the count so far and the total, on one thread and
+/// on two, and does not change the result.
+#[test]
+fn progress_counts_every_pass_and_leaves_the_result_alone() {
+    use std::sync::{Arc, Mutex};
+    let ii = bn_dropout_cnn();
+    let x: Tensor<B, 4> = Tensor::random([3, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device());
+    type Seen = Arc<Mutex<Vec<(usize, usize)>>>;
+    let run = |threads: usize, seen: Option<Seen>| {
+        // 16 steps × 3 examples in passes of at most 12 rows: 4 steps per pass, 4 passes.
+        let mut call = ii
+            .attribute(Act::D4(x.clone()))
+            .target(vec![0, 1, 1])
+            .n_steps(16)
+            .internal_batch_size(12)
+            .threads(threads);
+        if let Some(seen) = seen {
+            call = call.progress(move |done, total| seen.lock().unwrap().push((done, total)));
+        }
+        call.run().unwrap().to_vec().unwrap()
+    };
+    for threads in [1, 2] {
+        let plain = run(threads, None);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        assert_eq!(run(threads, Some(seen.clone())), plain, "threads {threads}");
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        let passes = seen.len();
+        assert_eq!(seen, (1..=passes).map(|d| (d, passes)).collect::<Vec<_>>());
+        // One thread: 4 passes of 4 steps; two: the 12 rows shared, 8 passes of 2 steps.
+        assert_eq!(passes, [4, 8][threads - 1], "threads {threads}");
+    }
+}

@@ -77,7 +77,13 @@ pub(crate) struct Call<B: AutodiffBackend, M: LayerProbe<B>> {
     pub space: PathSpace,
     /// Evaluate the end points `x'` and `x` too (always done in [`PathSpace::Layer`]).
     pub endpoints: bool,
+    /// Called after each pass with `(passes done, passes in the call)`.
+    pub progress: Option<ProgressFn>,
 }
+
+/// A progress callback: `(passes done, passes in the call)`, called after each pass, from the
+/// thread that ran it.
+pub type ProgressFn = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// The checks that need values from the device, computed there and read once.
 pub(crate) struct Deferred<B: Backend> {
@@ -187,6 +193,7 @@ where
         let n = self.alphas.len();
         let alphas = Tensor::<B, 1>::from_data(TensorData::new(self.alphas.clone(), [n]), &device);
         let groups = split(&self.chunks, threads);
+        let passes_done = std::sync::atomic::AtomicUsize::new(0);
         let run_group = |chunks: &[Range<usize>]| -> GroupResult<A, B::InnerBackend> {
             let mut selector = selector.clone();
             let mut acc = new_acc();
@@ -230,6 +237,10 @@ where
                     ));
                 }
                 acc.add(chunk, pass);
+                if let Some(progress) = &self.progress {
+                    let done = passes_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    progress(done, self.chunks.len());
+                }
             }
             Ok((acc, guard))
         };

@@ -235,6 +235,7 @@ pub struct AttributeCall<'a, B: AutodiffBackend, M: Explainable<B>> {
     target: Result<Target, InfluenceError>,
     args: Option<M::Args>,
     config: InternalInfluenceConfig,
+    progress: Option<crate::engine::ProgressFn>,
 }
 
 impl<'a, B, M> AttributeCall<'a, B, M>
@@ -257,7 +258,17 @@ where
             target: Ok(Target::None),
             args: None,
             config: InternalInfluenceConfig::new(),
+            progress: None,
         }
+    }
+
+    /// Calls `progress(passes_done, passes)` after each forward/backward pass of the call
+    /// (a chunk of quadrature steps: with `internal_batch_size`, `n_steps` steps take several
+    /// passes), from the thread that ran the pass. For progress bars over long calls; the
+    /// call's result does not depend on it.
+    pub fn progress(mut self, progress: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(progress));
+        self
     }
 
     /// Where the path starts (Captum's `baselines`, default zeros): a scalar (`f32` or
@@ -453,6 +464,7 @@ where
             target: self.target.clone(),
             args: self.args.clone(),
             config: self.config.clone().with_n_steps(n_steps),
+            progress: self.progress.clone(),
         }
     }
 
@@ -566,6 +578,7 @@ where
             chunks,
             space,
             endpoints: delta,
+            progress: self.progress,
         };
         let (sums, checks, ends) = match self.kind {
             PathKind::Conductance => {

@@ -131,6 +131,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
             chunks: core::iter::once(0..1).collect(),
             space: PathSpace::Input,
             endpoints: false,
+            progress: None,
         };
         // The inputs themselves: the path from zeros at α = 1.
         let (output, watches) = call.forward_at(&self.method.model, &[1.0], &device)?;

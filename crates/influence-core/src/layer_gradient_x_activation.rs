@@ -166,6 +166,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
             chunks: core::iter::once(0..1).collect(),
             space: PathSpace::Input,
             endpoints: false,
+            progress: None,
         };
         let multiply = self.method.multiply_by_inputs;
         let new_acc = || Products {

@@ -15,6 +15,9 @@ use serde::Deserialize;
 
 use crate::{LayerMethod, WebError};
 
+/// A progress callback of [`Model::attribute`]: `(passes done, passes in the call)`.
+pub type ProgressFn = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
+
 /// The model architectures compiled into the module, by the name `Explainer.load` takes.
 pub const MODELS: [&str; 1] = ["digits_cnn"];
 
@@ -174,11 +177,15 @@ impl<B: AutodiffBackend> Model<B> {
     /// [`WebError::Shape`] for the input or the baselines, [`WebError::Option`] for an
     /// unknown method name or a missing target, and every error of the attribution
     /// ([`InfluenceError`]: an unknown layer, a target out of range, `n_steps` 0, ...).
+    ///
+    /// `progress(passes_done, passes)` is called after each forward/backward pass (several
+    /// per call with `internalBatchSize`; not for the one-point methods).
     pub async fn attribute(
         &self,
         input: &[f32],
         shape: &[usize],
         options: &AttributeOptions,
+        progress: Option<ProgressFn>,
         device: &B::Device,
     ) -> Result<HostTensor, WebError> {
         let x = self.input(input, shape, device)?;
@@ -219,6 +226,7 @@ impl<B: AutodiffBackend> Model<B> {
             rule,
             options,
             baselines,
+            progress,
         )
         .await?;
         let tensor = attribution.into_tensors().remove(0);
@@ -244,6 +252,7 @@ pub(crate) async fn attribute<B: AutodiffBackend>(
     rule: Method,
     options: &AttributeOptions,
     baselines: Option<Baselines<B>>,
+    progress: Option<ProgressFn>,
 ) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
     macro_rules! path {
         ($explainer:expr) => {{
@@ -258,6 +267,9 @@ pub(crate) async fn attribute<B: AutodiffBackend>(
             }
             if let Some(m) = options.internal_batch_size {
                 call = call.internal_batch_size(m);
+            }
+            if let Some(p) = progress {
+                call = call.progress(move |done, total| p(done, total));
             }
             call.run_async().await
         }};

@@ -156,6 +156,7 @@ pub async fn explain_digit<B: AutodiffBackend>(
         Method::GaussLegendre,
         &options,
         None,
+        None,
     )
     .await?;
     let values = attribution

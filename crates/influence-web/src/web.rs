@@ -15,7 +15,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::api::{AttributeOptions, HostTensor, Model, OPTION_NAMES};
+use crate::api::{AttributeOptions, HostTensor, Model, OPTION_NAMES, ProgressFn};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_OPTIONS: &str = r#"
@@ -176,34 +176,60 @@ impl Explainer {
     /// method and settings of `options` ([`AttributeOptions`]): the layer's shape, e.g.
     /// `[batch, 32, 8, 8]` for `digits_cnn`'s `conv2`. Rejects with the typed error's
     /// message: a wrong shape, an unknown layer or option, a missing or out-of-range target.
+    /// `onProgress(passesDone, passes)`, when given, is called after each forward/backward
+    /// pass (a chunk of steps: set `internalBatchSize` for several passes per call).
     pub async fn attribute(
         &self,
         input: Vec<f32>,
         shape: Vec<u32>,
         #[wasm_bindgen(unchecked_param_type = "AttributeOptions")] options: JsValue,
+        #[wasm_bindgen(
+            unchecked_param_type = "((passesDone: number, passes: number) => void) | undefined"
+        )]
+        on_progress: JsValue,
     ) -> Result<Tensor, JsError> {
         let options = read_options(options)?;
+        let progress: Option<ProgressFn> = match on_progress.dyn_into::<js_sys::Function>() {
+            Ok(f) => {
+                let f = JsCallback(f);
+                Some(std::sync::Arc::new(move |done: usize, total: usize| {
+                    // An exception in the callback is the page's; the attribution goes on.
+                    let _ = f.0.call2(
+                        &JsValue::NULL,
+                        &(done as u32).into(),
+                        &(total as u32).into(),
+                    );
+                }))
+            }
+            Err(v) if v.is_undefined() || v.is_null() => None,
+            Err(_) => return Err(JsError::new("onProgress: expected a function")),
+        };
         let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
         match &self.engine {
             Engine::Flex(m) => {
-                m.attribute(&input, &shape, &options, &influence_flex::device())
+                let device = influence_flex::device();
+                m.attribute(&input, &shape, &options, progress, &device)
                     .await
             }
             #[cfg(feature = "webgpu")]
             Engine::WebGpu(m) => {
-                m.attribute(
-                    &input,
-                    &shape,
-                    &options,
-                    &burn_wgpu::WgpuDevice::DefaultDevice,
-                )
-                .await
+                let device = burn_wgpu::WgpuDevice::DefaultDevice;
+                m.attribute(&input, &shape, &options, progress, &device)
+                    .await
             }
         }
         .map(Tensor::from)
         .map_err(js_err)
     }
 }
+
+/// A JavaScript function as the attribution's progress callback.
+struct JsCallback(js_sys::Function);
+// SAFETY: wasm32-unknown-unknown without the `atomics` target feature (this build) has one
+// thread: the callback is created, called and dropped on it (the attribution runs its passes
+// on the calling thread there, `threads` being 1).
+unsafe impl Send for JsCallback {}
+unsafe impl Sync for JsCallback {}
 
 /// The options object as [`AttributeOptions`]: an unknown key is an error (serde-wasm-bindgen
 /// reads only the keys it knows, so they are checked here), and typed-array `baselines` are

@@ -82,8 +82,17 @@ try {
   }, n);
   const batch = await runBatch(nSteps);
   const long = await runBatch(256);
-  const progressOk = [batch, long].every((b) => b.events.length === 10
-    && b.events.every((p, i) => p.done === i + 1 && p.total === 10));
+  const perDigit = (b) => b.events.filter((p) => !p.pass);
+  const progressOk = [batch, long].every((b) => perDigit(b).length === 10
+    && perDigit(b).every((p, i) => p.done === i + 1 && p.total === 10));
+  // One digit, 256 steps in passes of 32 rows: a progress event per pass, 8 in all.
+  const one = await page.evaluate(() => window.demo.explainLong(0, 256, 32));
+  const passes = one.events.filter((p) => p.pass);
+  const passOk = passes.length === 8 && passes.every((p, i) => p.pass.done === i + 1 && p.pass.total === 8)
+    && Math.abs(passes[7].fraction - 1) < 1e-9;
+  if (!passOk) failures++;
+  console.log(`  demo, one digit with 256 steps: ${passes.length} progress events per pass ` +
+    `(${passes.map((p) => p.fraction.toFixed(3)).join(' ')}) ${passOk ? 'ok' : 'FAILED'}`);
   const responsive = long.ticks >= long.ms / 20;
   console.log(`  demo batch, 256 steps: ${long.ticks} timer ticks in ${long.ms.toFixed(0)} ms (an idle page: ${(long.ms / 10).toFixed(0)}) ${responsive ? 'ok' : 'FAILED'}`);
   let batchWorst = 0, compared = 0;
@@ -151,6 +160,6 @@ try {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
 }
-const checks = native.length + 1 + 3 + 1 + 4;
+const checks = native.length + 1 + 1 + 3 + 1 + 4;
 console.log(`browser test (${wanted}): ${checks - failures} passed, ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);

@@ -37,7 +37,8 @@ fn attribute_equals_the_demo_explanation() {
             r#"{{"layer": "conv2", "target": {}, "nSteps": 32, "method": "gausslegendre"}}"#,
             demo.predicted
         ));
-        let attr = block_on(model.attribute(&f.pixels, &[1, 1, 8, 8], &opts, &device)).unwrap();
+        let attr =
+            block_on(model.attribute(&f.pixels, &[1, 1, 8, 8], &opts, None, &device)).unwrap();
         assert_eq!(attr.shape, vec![1, 32, 8, 8]);
         // The demo's map is the attribution summed over conv2's 32 channels.
         for (p, &m) in demo.map.iter().enumerate() {
@@ -58,6 +59,12 @@ fn a_batch_with_targets_baselines_and_internal_batch_size() {
     let (a, b) = (&f[0].pixels, &f[1].pixels);
     let batch: Vec<f32> = a.iter().chain(b).copied().collect();
     let base = "\"layer\": \"conv2\", \"nSteps\": 20";
+    // The progress callback: every pass once, with the call's number of passes.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record: influence_web::api::ProgressFn = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |done, total| seen.lock().unwrap().push((done, total)))
+    };
     let both = block_on(model.attribute(
         &batch,
         &[2, 1, 8, 8],
@@ -65,10 +72,17 @@ fn a_batch_with_targets_baselines_and_internal_batch_size() {
             r#"{{{base}, "target": [{}, {}], "baselines": 0.25, "internalBatchSize": 8}}"#,
             f[0].label, f[1].label
         )),
+        Some(record.clone()),
         &device,
     ))
     .unwrap();
     assert_eq!(both.shape, vec![2, 32, 8, 8]);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let passes = seen.len();
+    // 2 examples × 20 steps in passes of at most 8 rows: at least 5 passes.
+    assert!(passes >= 5, "{seen:?}");
+    assert_eq!(seen, (1..=passes).map(|d| (d, passes)).collect::<Vec<_>>());
     // Each example alone, with the same settings: the same values.
     for (i, (x, label)) in [(a, f[0].label), (b, f[1].label)].into_iter().enumerate() {
         let baselines: Vec<f32> = vec![0.25; 64];
@@ -78,6 +92,7 @@ fn a_batch_with_targets_baselines_and_internal_batch_size() {
             &options(&format!(
                 r#"{{{base}, "target": {label}, "baselines": {baselines:?}}}"#
             )),
+            None,
             &device,
         ))
         .unwrap();
@@ -94,6 +109,7 @@ fn a_batch_with_targets_baselines_and_internal_batch_size() {
             x,
             &[1, 1, 8, 8],
             &options(&format!(r#"{{{base}, "target": {label}}}"#)),
+            None,
             &device,
         ))
         .unwrap();
@@ -109,6 +125,7 @@ fn a_batch_with_targets_baselines_and_internal_batch_size() {
         a,
         &[1, 1, 8, 8],
         &options(r#"{"layer": "conv2", "attribution": "layer_activation"}"#),
+        None,
         &device,
     ))
     .unwrap();
@@ -130,7 +147,7 @@ fn typed_errors() {
     let model = model();
     let x = fixtures()[0].pixels.clone();
     let run = |shape: &[usize], json: &str| {
-        block_on(model.attribute(&x, shape, &options(json), &device)).unwrap_err()
+        block_on(model.attribute(&x, shape, &options(json), None, &device)).unwrap_err()
     };
     let err = run(&[1, 8, 8], r#"{"layer": "conv2", "target": 0}"#);
     assert!(matches!(err, WebError::Shape { .. }), "{err}");

@@ -132,7 +132,7 @@ async function main() {
       { layer: 'conv2', attribution, target: targets, nSteps },
       { chunk: 1, onProgress: (p) => {
         events.push(p);
-        $('progress').value = p.done / p.total;
+        $('progress').value = p.fraction;
         $('status').textContent = `explained ${p.done} of ${p.total} digits`;
       } });
     return { events, shape: t.shape, values: Array.from(t.values) };
@@ -141,6 +141,14 @@ async function main() {
 
   window.demo.backend = backend;
   window.demo.explainBatch = explainBatch;
+  // One digit with many steps in passes of `rows` rows: progress events per pass.
+  window.demo.explainLong = async (i, nSteps, rows) => {
+    const events = [];
+    const t = await explainer.attribute(fixtures[i].pixels, [1, 1, SIDE, SIDE],
+      { layer: 'conv2', target: fixtures[i].label, nSteps, internalBatchSize: rows },
+      { onProgress: (p) => events.push(p) });
+    return { events, shape: t.shape };
+  };
   window.demo.fixtures = fixtures;
   // The picker's method unless one is given (Captum's name, as in the method picker).
   window.demo.explainFixture = async (i, nSteps, attribution) => {

@@ -1,6 +1,8 @@
 // `WorkerExplainer`: the module's `Explainer` API, run in a Web Worker (influence-worker.js).
-// Same calls and results, as promises; `attribute` takes an `onProgress({ done, total })`
-// callback, called after each chunk of examples.
+// Same calls and results, as promises; `attribute` takes an `onProgress(progress)` callback:
+// `{ done, total, fraction }` (examples) after each chunk of examples, and with `pass: { done,
+// total }` after each forward/backward pass inside a chunk (set `internalBatchSize` for
+// several passes per example: progress within one long attribution).
 //
 //   const explainer = await WorkerExplainer.load('digits_cnn', recordBytes, 'auto');
 //   const attr = await explainer.attribute(pixels, [10, 1, 8, 8],

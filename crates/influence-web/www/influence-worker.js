@@ -1,7 +1,10 @@
 // The module in a Web Worker: `Explainer` runs off the main thread, so a page stays
 // responsive during long attributions. Driven by `WorkerExplainer` (influence-client.js) with
 // messages { id, op: 'load' | 'predict' | 'attribute', ... }; answers { id, result },
-// { id, error } (the typed error's message) and, during `attribute`, { id, progress }.
+// { id, error } (the typed error's message) and, during `attribute`, { id, progress }:
+// { done, total } examples after each chunk of examples, and { done, total, pass: { done,
+// total }, fraction } after each forward/backward pass inside a chunk (several per call with
+// `internalBatchSize`: progress for one example with many steps).
 import init, { Explainer } from './pkg/influence_web.js';
 
 let explainer = null;
@@ -17,10 +20,13 @@ async function attribute({ id, input, shape, options, chunk }) {
     const part = { ...options };
     if (Array.isArray(options.target)) part.target = options.target.slice(start, end);
     if (perExample(options.baselines)) part.baselines = options.baselines.slice(start * per, end * per);
-    const t = await explainer.attribute(input.subarray(start * per, end * per), [end - start, ...shape.slice(1)], part);
+    const onPass = (passesDone, passes) => self.postMessage({ id, progress: {
+      done: start, total: batch, pass: { done: passesDone, total: passes },
+      fraction: (start + (end - start) * passesDone / passes) / batch } });
+    const t = await explainer.attribute(input.subarray(start * per, end * per), [end - start, ...shape.slice(1)], part, onPass);
     parts.push(t.values);
     layerShape = Array.from(t.shape);
-    self.postMessage({ id, progress: { done: end, total: batch } });
+    self.postMessage({ id, progress: { done: end, total: batch, fraction: end / batch } });
   }
   const values = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
