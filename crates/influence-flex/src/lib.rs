@@ -66,16 +66,8 @@ impl Policy for FastConv {
             bias,
             options,
         } = args;
-        let into_flex = |t: FloatTensor<B>| -> FlexTensor {
-            *(Box::new(t) as Box<dyn Any>)
-                .downcast::<FlexTensor>()
-                .expect("checked above: the primitive is FlexTensor")
-        };
-        let from_flex = |t: FlexTensor| -> FloatTensor<B> {
-            *(Box::new(t) as Box<dyn Any>)
-                .downcast::<FloatTensor<B>>()
-                .expect("checked above: the primitive is FlexTensor")
-        };
+        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
+        let from_flex = cast::<FlexTensor, FloatTensor<B>>;
         let (x, weight, bias) = (into_flex(x), into_flex(weight), bias.map(into_flex));
         match fast_conv2d(&x, &weight, bias.as_ref(), &options) {
             Some(y) => Ok(from_flex(y)),
@@ -87,6 +79,13 @@ impl Policy for FastConv {
             }),
         }
     }
+}
+
+/// `t` as `U`, for `T` and `U` the same type (a backend's primitive known to be flex's).
+fn cast<T: Any, U: Any>(t: T) -> U {
+    *(Box::new(t) as Box<dyn Any>)
+        .downcast::<U>()
+        .expect("checked by the caller: the same type")
 }
 
 /// The convolution on flex tensors, or `None` where flex should run it.

@@ -119,7 +119,8 @@ impl Explainer {
         if webgpu {
             #[cfg(feature = "webgpu")]
             {
-                if !webgpu_adapter().await {
+                // "auto" found an adapter already; "webgpu" has not looked.
+                if backend == "webgpu" && !webgpu_adapter().await {
                     return Err(JsError::new(
                         "backend: webgpu asked, but this browser offers no WebGPU adapter",
                     ));
