@@ -100,6 +100,16 @@ OVERRIDES = {
             Ok(y) => y,
             Err(a) => <B as ModuleOps<B>>::conv2d(a.x, a.weight, a.bias, a.options),
         }""",
+    # `Policy::gelu` / `Policy::gelu_backward`: the policy's own GELU kernels (autodiff's
+    # GELU calls `B::gelu` forward and `B::gelu_backward` backward); `Err` hands the call back.
+    "gelu": """match P::gelu::<B>(tensor) {
+            Ok(y) => y,
+            Err(tensor) => <B as ActivationOps<B>>::gelu(tensor),
+        }""",
+    "gelu_backward": """match P::gelu_backward::<B>(x, grad) {
+            Ok(y) => y,
+            Err((x, grad)) => <B as ActivationOps<B>>::gelu_backward(x, grad),
+        }""",
     "float_powf_scalar": """match value.try_as_integer() {
             Some(exp) if P::EXACT_RECIP => Self::float_powi_scalar(tensor, exp),
             _ => <B as FloatTensorOps<B>>::float_powf_scalar(tensor, value),

@@ -51,6 +51,25 @@ pub trait Policy: 'static {
     fn conv2d<B: Backend>(args: Conv2dArgs<B>) -> Result<FloatTensor<B>, Conv2dArgs<B>> {
         Err(args)
     }
+
+    /// A GELU kernel of the policy's own: Burn's `ActivationOps::gelu`, the exact form
+    /// `x · Φ(x)` (any shape; returns the same shape). Under autodiff the forward pass calls
+    /// it. `Err(tensor)` hands the call back to `B`; by default every call goes to `B`.
+    fn gelu<B: Backend>(tensor: FloatTensor<B>) -> Result<FloatTensor<B>, FloatTensor<B>> {
+        Err(tensor)
+    }
+
+    /// GELU's backward of the policy's own: Burn's `ActivationOps::gelu_backward`,
+    /// `grad · (Φ(x) + x · φ(x))` (`x` and `grad` of one shape; returns that shape). Under
+    /// autodiff the backward pass of `gelu` calls it. `Err((x, grad))` hands the call back
+    /// to `B`; by default every call goes to `B`.
+    #[allow(clippy::type_complexity)]
+    fn gelu_backward<B: Backend>(
+        x: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
+        Err((x, grad))
+    }
 }
 
 /// The arguments of Burn's `ModuleOps::conv2d`, given to [`Policy::conv2d`] and handed back

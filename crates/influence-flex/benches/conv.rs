@@ -1,4 +1,4 @@
-//! Burn 0.21 flex's `conv2d` against this crate's ([`FastConv`](influence_flex::FastConv)) on
+//! Burn 0.21 flex's `conv2d` against this crate's ([`FlexKernels`](influence_flex::FlexKernels)) on
 //! the convolutions of the benchmark models (`influence-bench`'s workloads, one thread's
 //! half of a call: 400 or 1,600 rows), and on a few other geometries.
 //!

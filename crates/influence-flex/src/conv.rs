@@ -1,4 +1,4 @@
-//! The 2-D convolution kernel of [`FastConv`](crate::FastConv): `f32`, NCHW, `groups = 1`,
+//! The 2-D convolution kernel of [`FlexKernels`](crate::FlexKernels): `f32`, NCHW, `groups = 1`,
 //! any stride, padding and dilation.
 //!
 //! For each piece of the output (a few small images, or a tile of one large image's

@@ -5,24 +5,24 @@
 //! Re-exports everything of [`influence_core`]; switching backend is changing this crate for
 //! `influence-ndarray`, `influence-wgpu` or `influence-cuda`.
 //!
-//! The backend is flex with one kernel of this crate's own: 2-D convolutions run through
-//! [`FastConv`] (im2col from NCHW rows and one `gemm` product per piece of the output,
-//! 2–3× faster than Burn 0.21's flex on the benchmark models' convolutions; their backward
-//! passes are flex's).
+//! The backend is flex with kernels of this crate's own ([`FlexKernels`]): 2-D convolutions
+//! (im2col from NCHW rows and one `gemm` product per piece of the output, 2–3× faster than
+//! Burn 0.21's flex on the benchmark models' convolutions; their backward passes are flex's)
+//! and GELU forward and backward (vectorised `erf` and `exp` instead of scalar `libm` calls).
 
 mod conv;
+mod elementwise;
 
-use burn_backend::DType;
 use burn_backend::tensor::FloatTensor;
-use burn_backend::{Backend as BurnBackend, TensorData, TensorMetadata};
-use burn_flex::FlexTensor;
+use burn_backend::{Backend as BurnBackend, Bytes, DType, Shape, TensorMetadata};
+use burn_flex::{FlexTensor, Layout};
 use core::any::Any;
 
 pub use influence_core::*;
 
-/// The inner (non-autodiff) backend: Burn's `Flex` (`f32`) with this crate's convolution
-/// kernel ([`FastConv`]).
-pub type InnerBackend = Decorator<burn_flex::Flex, FastConv>;
+/// The inner (non-autodiff) backend: Burn's `Flex` (`f32`) with this crate's kernels
+/// ([`FlexKernels`]).
+pub type InnerBackend = Decorator<burn_flex::Flex, FlexKernels>;
 
 /// The autodiff backend the attribution runs on.
 pub type Backend = burn_autodiff::Autodiff<InnerBackend>;
@@ -38,22 +38,27 @@ pub fn device() -> Device {
     burn_flex::FlexDevice
 }
 
-/// The [`Policy`] of [`InnerBackend`]: flex in every operation but the 2-D convolution's
-/// forward pass, which this crate computes when the input, weight and bias are `f32` and
-/// `groups` is 1 (other calls, and `1×1` kernels at stride 1 without padding, which flex
-/// already runs as one product, go to flex). The kernel builds the im2col matrix
-/// `[channels_in · kernel_height · kernel_width, positions]` straight from the NCHW rows and
-/// makes one `gemm` product per piece of the output (a few small images, or a tile of a
-/// large one), the pieces in parallel on rayon's pool. Same values as flex's up to the order
-/// of the sums (a few ulp); the backward passes are flex's.
+/// The [`Policy`] of [`InnerBackend`]: flex in every operation but these, on `f32`:
+///
+/// - **2-D convolution, forward** (input, weight and bias `f32`, `groups` 1; other calls, and
+///   `1×1` kernels at stride 1 without padding, which flex already runs as one product, go to
+///   flex). The kernel builds the im2col matrix `[channels_in · kernel_height · kernel_width,
+///   positions]` straight from the NCHW rows and makes one `gemm` product per piece of the
+///   output (a few small images, or a tile of a large one), the pieces in parallel on rayon's
+///   pool. Same values as flex's up to the order of the sums (a few ulp); the backward passes
+///   are flex's.
+/// - **GELU, forward and backward** (contiguous `f32` tensors; others go to flex): the exact
+///   `x · Φ(x)` and `grad · (Φ(x) + x · φ(x))`, as flex's, with `erf` and `exp` as vectorised
+///   polynomials (AVX2 + FMA when the CPU has them) instead of scalar `libm` calls; within
+///   3e-7 · (|x| + 1) of float64.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FastConv;
+pub struct FlexKernels;
 
-impl Policy for FastConv {
+impl Policy for FlexKernels {
     const AD_ENABLED: Option<bool> = None;
     const EXACT_RECIP: bool = false;
     const FLAT_LINEAR: bool = false;
-    const NAME: &'static str = "fast-conv";
+    const NAME: &'static str = "kernels";
 
     fn conv2d<B: BurnBackend>(args: Conv2dArgs<B>) -> Result<FloatTensor<B>, Conv2dArgs<B>> {
         // `B` is flex here (the policy is only used on it); anything else goes back.
@@ -79,6 +84,51 @@ impl Policy for FastConv {
             }),
         }
     }
+
+    fn gelu<B: BurnBackend>(tensor: FloatTensor<B>) -> Result<FloatTensor<B>, FloatTensor<B>> {
+        if !(&tensor as &dyn Any).is::<FlexTensor>() {
+            return Err(tensor);
+        }
+        let x = cast::<FloatTensor<B>, FlexTensor>(tensor);
+        match f32_values(&x) {
+            Some(v) => Ok(cast(f32_tensor(x.shape(), elementwise::gelu(v)))),
+            None => Err(cast(x)),
+        }
+    }
+
+    fn gelu_backward<B: BurnBackend>(
+        x: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
+        if !(&x as &dyn Any).is::<FlexTensor>() {
+            return Err((x, grad));
+        }
+        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
+        let (x, grad) = (into_flex(x), into_flex(grad));
+        match (f32_values(&x), f32_values(&grad)) {
+            (Some(xv), Some(gv)) if x.shape() == grad.shape() => Ok(cast(f32_tensor(
+                x.shape(),
+                elementwise::gelu_backward(xv, gv),
+            ))),
+            _ => Err((cast(x), cast(grad))),
+        }
+    }
+}
+
+/// The values of a contiguous `f32` tensor, in order; `None` for another dtype or layout.
+fn f32_values(t: &FlexTensor) -> Option<&[f32]> {
+    t.as_slice::<f32>()
+}
+
+/// A contiguous `f32` flex tensor holding `values` (no copy: flex's own `from_data` copies a
+/// `Vec<f32>` again to align it).
+fn f32_tensor(shape: Shape, values: Vec<f32>) -> FlexTensor {
+    debug_assert_eq!(shape.num_elements(), values.len());
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
 }
 
 /// `t` as `U`, for `T` and `U` the same type (a backend's primitive known to be flex's).
@@ -133,15 +183,13 @@ fn fast_conv2d(
         },
         &g,
     );
-    Some(FlexTensor::from_data(TensorData::new(
-        y,
-        [g.batch, g.c_out, oh, ow],
-    )))
+    Some(f32_tensor(Shape::new([g.batch, g.c_out, oh, ow]), y))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn_backend::TensorData;
     use burn_backend::ops::{ConvOptions, ModuleOps};
     use burn_flex::Flex;
     use proptest::prelude::*;
@@ -260,5 +308,41 @@ mod tests {
         // A kernel larger than the padded input: flex's (and its error).
         let big = tensor(&values(4 * 3 * 9 * 9, 5), [4, 3, 9, 9]);
         assert!(fast_conv2d(&tensor(&x, [2, 3, 5, 6]), &big, None, &plain).is_none());
+    }
+
+    /// GELU through the backend runs this crate's kernel on contiguous `f32` tensors (the
+    /// same bits as the kernel) and flex's on strided ones; both agree with flex's to 1e-6.
+    #[test]
+    fn gelu_hooks_run_the_kernel_and_agree_with_flex() {
+        use burn_backend::ops::ActivationOps;
+        let x = values(4 * 300, 11)
+            .iter()
+            .map(|v| v * 6.0)
+            .collect::<Vec<_>>();
+        let g = values(4 * 300, 12);
+        let t = |v: &[f32]| FlexTensor::from_data(TensorData::new(v.to_vec(), [4, 300]));
+        let read = |t: FlexTensor| t.into_data().to_vec::<f32>().unwrap();
+        let ours = read(<InnerBackend as ActivationOps<InnerBackend>>::gelu(t(&x)));
+        assert_eq!(ours, elementwise::gelu(&x));
+        let flex = read(<Flex as ActivationOps<Flex>>::gelu(t(&x)));
+        assert!(ours.iter().zip(&flex).all(|(a, b)| (a - b).abs() <= 1e-6));
+        let back = read(<InnerBackend as ActivationOps<InnerBackend>>::gelu_backward(t(&x), t(&g)));
+        assert_eq!(back, elementwise::gelu_backward(&x, &g));
+        let flex_back = read(<Flex as ActivationOps<Flex>>::gelu_backward(t(&x), t(&g)));
+        assert!(
+            back.iter()
+                .zip(&flex_back)
+                .all(|(a, b)| (a - b).abs() <= 1e-6)
+        );
+        // A transposed view is flex's: the same bits as flex on the same view.
+        let view = |v: &[f32]| {
+            FlexTensor::from_data(TensorData::new(v.to_vec(), [300, 4])).transpose(0, 1)
+        };
+        assert_eq!(
+            read(<InnerBackend as ActivationOps<InnerBackend>>::gelu(view(
+                &x
+            ))),
+            read(<Flex as ActivationOps<Flex>>::gelu(view(&x)))
+        );
     }
 }

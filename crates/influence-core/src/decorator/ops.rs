@@ -2020,7 +2020,10 @@ impl<B: Backend, P: Policy> ActivationOps<Self> for Decorator<B, P> {
     }
 
     fn gelu(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::gelu(tensor)
+        match P::gelu::<B>(tensor) {
+            Ok(y) => y,
+            Err(tensor) => <B as ActivationOps<B>>::gelu(tensor),
+        }
     }
 
     fn prelu(tensor: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -2028,7 +2031,10 @@ impl<B: Backend, P: Policy> ActivationOps<Self> for Decorator<B, P> {
     }
 
     fn gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::gelu_backward(x, grad)
+        match P::gelu_backward::<B>(x, grad) {
+            Ok(y) => y,
+            Err((x, grad)) => <B as ActivationOps<B>>::gelu_backward(x, grad),
+        }
     }
 
     fn sigmoid(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
