@@ -110,6 +110,27 @@ OVERRIDES = {
             Ok(y) => y,
             Err((x, grad)) => <B as ActivationOps<B>>::gelu_backward(x, grad),
         }""",
+    # `Policy::float_reshape`: a reshape the policy runs (one that must copy, say).
+    "float_reshape": """match P::float_reshape::<B>(tensor, shape) {
+            Ok(y) => y,
+            Err((tensor, shape)) => <B as FloatTensorOps<B>>::float_reshape(tensor, shape),
+        }""",
+    "float_add": """match P::float_binary::<B>(BinaryOp::Add, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_add(lhs, rhs),
+        }""",
+    "float_sub": """match P::float_binary::<B>(BinaryOp::Sub, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_sub(lhs, rhs),
+        }""",
+    "float_mul": """match P::float_binary::<B>(BinaryOp::Mul, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_mul(lhs, rhs),
+        }""",
+    "float_div": """match P::float_binary::<B>(BinaryOp::Div, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_div(lhs, rhs),
+        }""",
     "float_powf_scalar": """match value.try_as_integer() {
             Some(exp) if P::EXACT_RECIP => Self::float_powi_scalar(tensor, exp),
             _ => <B as FloatTensorOps<B>>::float_powf_scalar(tensor, value),
@@ -331,7 +352,7 @@ def generate(src):
         "use burn_backend::{Backend, Distribution, ExecutionError, Scalar, TensorData, TensorMetadata, TensorPrimitive};",
         "use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};",
         "",
-        "use super::{Conv2dArgs, Decorator, Policy, tp_in, tp_out};",
+        "use super::{BinaryOp, Conv2dArgs, Decorator, Policy, tp_in, tp_out};",
         "",
     ]
     count = 0

@@ -23,7 +23,7 @@ use core::marker::PhantomData;
 use burn_backend::ops::ConvOptions;
 use burn_backend::tensor::{BoolTensor, FloatTensor, IntTensor, QuantizedTensor};
 use burn_backend::{
-    AutodiffBackend, Backend, BackendTypes, DTypeUsageSet, ExecutionError, TensorData,
+    AutodiffBackend, Backend, BackendTypes, DTypeUsageSet, ExecutionError, Shape, TensorData,
     TensorPrimitive,
 };
 
@@ -52,6 +52,31 @@ pub trait Policy: 'static {
         Err(args)
     }
 
+    /// An elementwise `lhs op rhs` of the policy's own: Burn's `float_add`, `float_sub`,
+    /// `float_mul` or `float_div` with the same arguments and result (two float tensors of
+    /// one rank whose shapes broadcast; returns the broadcast shape). Under autodiff the
+    /// forward pass and the backward passes call these. `Err((lhs, rhs))` hands the call back
+    /// to `B`; by default every call goes to `B`.
+    #[allow(clippy::type_complexity)]
+    fn float_binary<B: Backend>(
+        op: BinaryOp,
+        lhs: FloatTensor<B>,
+        rhs: FloatTensor<B>,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
+        let _ = op;
+        Err((lhs, rhs))
+    }
+
+    /// A reshape of the policy's own: Burn's `float_reshape` (same element count; returns
+    /// `shape`). Under autodiff the forward pass and the backward pass call it. `Err((tensor,
+    /// shape))` hands the call back to `B`; by default every call goes to `B`.
+    fn float_reshape<B: Backend>(
+        tensor: FloatTensor<B>,
+        shape: Shape,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, Shape)> {
+        Err((tensor, shape))
+    }
+
     /// A GELU kernel of the policy's own: Burn's `ActivationOps::gelu`, the exact form
     /// `x · Φ(x)` (any shape; returns the same shape). Under autodiff the forward pass calls
     /// it. `Err(tensor)` hands the call back to `B`; by default every call goes to `B`.
@@ -70,6 +95,20 @@ pub trait Policy: 'static {
     ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
         Err((x, grad))
     }
+}
+
+/// One of Burn's four elementwise arithmetic operations on two float tensors, given to
+/// [`Policy::float_binary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `float_add`: `lhs + rhs`.
+    Add,
+    /// `float_sub`: `lhs - rhs`.
+    Sub,
+    /// `float_mul`: `lhs * rhs`.
+    Mul,
+    /// `float_div`: `lhs / rhs`.
+    Div,
 }
 
 /// The arguments of Burn's `ModuleOps::conv2d`, given to [`Policy::conv2d`] and handed back

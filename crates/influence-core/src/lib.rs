@@ -57,7 +57,7 @@ pub use attribution::Attribution;
 pub use baseline::{Baseline, Baselines};
 pub use chunking::step_chunks;
 pub use dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
-pub use decorator::{Conv2dArgs, Decorator, EvalMode, ExactRecip, Policy};
+pub use decorator::{BinaryOp, Conv2dArgs, Decorator, EvalMode, ExactRecip, Policy};
 pub use error::InfluenceError;
 pub use eval::{Eval, ToEval};
 pub use explainable::Explainable;

@@ -12,6 +12,7 @@
 
 mod conv;
 mod elementwise;
+mod strided;
 
 use burn_backend::tensor::FloatTensor;
 use burn_backend::{Backend as BurnBackend, Bytes, DType, Shape, TensorMetadata};
@@ -85,6 +86,49 @@ impl Policy for FlexKernels {
         }
     }
 
+    fn float_binary<B: BurnBackend>(
+        op: BinaryOp,
+        lhs: FloatTensor<B>,
+        rhs: FloatTensor<B>,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
+        if !(&lhs as &dyn Any).is::<FlexTensor>() {
+            return Err((lhs, rhs));
+        }
+        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
+        let (lhs, rhs) = (into_flex(lhs), into_flex(rhs));
+        match strided_binary(op, &lhs, &rhs) {
+            Some(y) => Ok(cast(y)),
+            None => Err((cast(lhs), cast(rhs))),
+        }
+    }
+
+    fn float_reshape<B: BurnBackend>(
+        tensor: FloatTensor<B>,
+        shape: Shape,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, Shape)> {
+        if !(&tensor as &dyn Any).is::<FlexTensor>() {
+            return Err((tensor, shape));
+        }
+        let t = cast::<FloatTensor<B>, FlexTensor>(tensor);
+        // Only a reshape that must copy (flex's copy walks a strided view element by
+        // element); a view that reshapes in place stays flex's.
+        if t.dtype() != DType::F32
+            || t.layout().num_elements() != shape.num_elements()
+            || t.layout().reshape(shape.clone()).is_some()
+        {
+            return Err((cast(t), shape));
+        }
+        let dims = t.shape();
+        let layout = t.layout();
+        match strided::Walk::new(&dims, [layout.strides()], [layout.start_offset()]) {
+            Some(walk) => Ok(cast(f32_tensor(
+                shape,
+                strided::copy(t.storage::<f32>(), &walk),
+            ))),
+            None => Err((cast(t), shape)),
+        }
+    }
+
     fn gelu<B: BurnBackend>(tensor: FloatTensor<B>) -> Result<FloatTensor<B>, FloatTensor<B>> {
         if !(&tensor as &dyn Any).is::<FlexTensor>() {
             return Err(tensor);
@@ -113,6 +157,50 @@ impl Policy for FlexKernels {
             _ => Err((cast(x), cast(grad))),
         }
     }
+}
+
+/// `lhs op rhs` with this crate's strided kernel when flex would walk an operand element by
+/// element: `f32` operands of one rank whose shapes differ (broadcasting) or which are not
+/// contiguous. `None` leaves the call to flex (same-shape contiguous operands, which flex
+/// runs in place with SIMD; other dtypes; shapes that do not broadcast, for flex's error).
+fn strided_binary(op: BinaryOp, lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
+    let (ls, rs) = (lhs.shape(), rhs.shape());
+    if lhs.dtype() != DType::F32 || rhs.dtype() != DType::F32 || ls.num_dims() != rs.num_dims() {
+        return None;
+    }
+    if ls == rs && lhs.is_contiguous() && rhs.is_contiguous() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(ls.num_dims());
+    for i in 0..ls.num_dims() {
+        out.push(match (ls[i], rs[i]) {
+            (a, b) if a == b => a,
+            (1, b) => b,
+            (a, 1) => a,
+            _ => return None,
+        });
+    }
+    // Strides over the output: 0 along the dimensions an operand broadcasts.
+    let over = |t: &FlexTensor| -> Vec<isize> {
+        let (dims, strides) = (t.shape(), t.layout().strides());
+        (0..out.len())
+            .map(|i| {
+                if dims[i] == 1 && out[i] != 1 {
+                    0
+                } else {
+                    strides[i]
+                }
+            })
+            .collect()
+    };
+    let (sl, sr) = (over(lhs), over(rhs));
+    let walk = strided::Walk::new(
+        &out,
+        [&sl, &sr],
+        [lhs.layout().start_offset(), rhs.layout().start_offset()],
+    )?;
+    let values = strided::binary(op, lhs.storage::<f32>(), rhs.storage::<f32>(), &walk);
+    Some(f32_tensor(Shape::from(out), values))
 }
 
 /// The values of a contiguous `f32` tensor, in order; `None` for another dtype or layout.
@@ -343,6 +431,106 @@ mod tests {
                 &x
             ))),
             read(<Flex as ActivationOps<Flex>>::gelu(view(&x)))
+        );
+    }
+
+    /// A random view of `dims`: the values laid out in a permuted order (and `permute`d back),
+    /// or a slice of a larger tensor, or plain.
+    fn view(dims: &[usize], kind: u8, seed: u64) -> FlexTensor {
+        let n: usize = dims.iter().product();
+        let rank = dims.len();
+        match kind % 3 {
+            0 => FlexTensor::from_data(TensorData::new(values(n, seed), dims.to_vec())),
+            1 => {
+                // Stored reversed, viewed through the reversing permutation.
+                let stored: Vec<usize> = dims.iter().rev().copied().collect();
+                let axes: Vec<usize> = (0..rank).rev().collect();
+                FlexTensor::from_data(TensorData::new(values(n, seed), stored)).permute(&axes)
+            }
+            _ => {
+                // The last `dims[0]` rows of one more along dim 0.
+                let mut bigger = dims.to_vec();
+                bigger[0] += 1;
+                let m: usize = bigger.iter().product();
+                FlexTensor::from_data(TensorData::new(values(m, seed), bigger))
+                    .narrow(0, 1, dims[0])
+            }
+        }
+    }
+
+    fn flex_binary(op: BinaryOp, l: FlexTensor, r: FlexTensor) -> FlexTensor {
+        use burn_backend::ops::FloatTensorOps;
+        match op {
+            BinaryOp::Add => Flex::float_add(l, r),
+            BinaryOp::Sub => Flex::float_sub(l, r),
+            BinaryOp::Mul => Flex::float_mul(l, r),
+            BinaryOp::Div => Flex::float_div(l, r),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Broadcasting and strided operands: the same bits as flex, through the backend.
+        #[test]
+        fn binary_ops_same_bits_as_flex(
+            dims in proptest::collection::vec(1usize..5, 1..5),
+            lmask in any::<u8>(), rmask in any::<u8>(), lkind in any::<u8>(), rkind in any::<u8>(),
+            op in 0usize..4, seed in any::<u32>(),
+        ) {
+            use burn_backend::ops::FloatTensorOps;
+            let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div][op];
+            // Each operand keeps a dimension or broadcasts it (size 1), by its mask's bits.
+            let shape = |mask: u8| -> Vec<usize> {
+                dims.iter().enumerate().map(|(i, &d)| if mask >> i & 1 == 1 { 1 } else { d }).collect()
+            };
+            let (ld, rd) = (shape(lmask), shape(rmask));
+            let seed = u64::from(seed);
+            let (l, r) = (view(&ld, lkind, seed), view(&rd, rkind, seed + 1));
+            let read = |t: FlexTensor| (t.shape().to_vec(), t.into_data().to_vec::<f32>().unwrap());
+            let want = read(flex_binary(op, l.clone(), r.clone()));
+            let got = read(match op {
+                BinaryOp::Add => InnerBackend::float_add(l, r),
+                BinaryOp::Sub => InnerBackend::float_sub(l, r),
+                BinaryOp::Mul => InnerBackend::float_mul(l, r),
+                BinaryOp::Div => InnerBackend::float_div(l, r),
+            });
+            prop_assert_eq!(got.0, want.0);
+            for (a, b) in got.1.iter().zip(&want.1) {
+                prop_assert_eq!(a.to_bits(), b.to_bits());
+            }
+        }
+
+        /// A reshape of a strided view: the same values as flex's copy.
+        #[test]
+        fn reshape_copies_same_as_flex(
+            dims in proptest::collection::vec(1usize..6, 2..5), kind in any::<u8>(), seed in any::<u32>(),
+        ) {
+            use burn_backend::ops::FloatTensorOps;
+            let t = view(&dims, kind, u64::from(seed));
+            let n: usize = dims.iter().product();
+            let read = |t: FlexTensor| (t.shape().to_vec(), t.into_data().to_vec::<f32>().unwrap());
+            let want = read(Flex::float_reshape(t.clone(), Shape::new([n])));
+            prop_assert_eq!(read(InnerBackend::float_reshape(t, Shape::new([n]))), want);
+        }
+    }
+
+    #[test]
+    fn attention_shapes_take_the_kernels() {
+        // Mask [b, 1, 1, s] on scores [b, h, s, s]; heads swapped back and flattened.
+        let scores = view(&[3, 4, 5, 5], 0, 1);
+        let mask = view(&[3, 1, 1, 5], 0, 2);
+        assert!(strided_binary(BinaryOp::Add, &scores, &mask).is_some());
+        let same = view(&[3, 4, 5, 5], 0, 3);
+        assert!(strided_binary(BinaryOp::Add, &scores, &same).is_none());
+        assert!(strided_binary(BinaryOp::Add, &scores, &view(&[3, 4, 5, 4], 0, 3)).is_none());
+        let heads = view(&[3, 4, 5, 8], 0, 4).transpose(1, 2);
+        let flat = <InnerBackend as burn_backend::ops::FloatTensorOps<InnerBackend>>::float_reshape(
+            heads.clone(),
+            Shape::new([3, 5, 32]),
+        );
+        assert_eq!(
+            flat.into_data().to_vec::<f32>().unwrap(),
+            heads.to_contiguous().into_data().to_vec::<f32>().unwrap()
         );
     }
 }

@@ -16,7 +16,7 @@ use burn_backend::{
 };
 use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};
 
-use super::{Conv2dArgs, Decorator, Policy, tp_in, tp_out};
+use super::{BinaryOp, Conv2dArgs, Decorator, Policy, tp_in, tp_out};
 
 impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     fn float_from_data(data: TensorData, device: &Device<Self>) -> FloatTensor<Self> {
@@ -76,7 +76,10 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_add(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_add(lhs, rhs)
+        match P::float_binary::<B>(BinaryOp::Add, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_add(lhs, rhs),
+        }
     }
 
     fn float_add_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
@@ -96,7 +99,10 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_sub(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sub(lhs, rhs)
+        match P::float_binary::<B>(BinaryOp::Sub, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_sub(lhs, rhs),
+        }
     }
 
     fn float_sub_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
@@ -104,7 +110,10 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_mul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_mul(lhs, rhs)
+        match P::float_binary::<B>(BinaryOp::Mul, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_mul(lhs, rhs),
+        }
     }
 
     fn float_mul_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
@@ -112,7 +121,10 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_div(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_div(lhs, rhs)
+        match P::float_binary::<B>(BinaryOp::Div, lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_div(lhs, rhs),
+        }
     }
 
     fn float_div_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
@@ -170,7 +182,10 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_reshape(tensor: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_reshape(tensor, shape)
+        match P::float_reshape::<B>(tensor, shape) {
+            Ok(y) => y,
+            Err((tensor, shape)) => <B as FloatTensorOps<B>>::float_reshape(tensor, shape),
+        }
     }
 
     fn float_gather(
