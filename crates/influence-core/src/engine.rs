@@ -184,6 +184,27 @@ where
         threads: usize,
         new_acc: impl Fn() -> A + Sync,
     ) -> Result<(A, Deferred<B::InnerBackend>, Option<Endpoints<B>>), InfluenceError> {
+        let groups = split(&self.chunks, threads).len();
+        if groups == 1 {
+            return self.run_on(model, threads, &new_acc, None);
+        }
+        let (this, new_acc) = (&self, &new_acc);
+        with_pool(groups, |pool| match pool {
+            Some(pool) => pool.install(|| this.run_on(model, threads, new_acc, Some(pool))),
+            None => this.run_on(model, threads, new_acc, None),
+        })
+    }
+
+    /// [`run`](Self::run), with the groups of chunks on `pool`'s workers (one each) when
+    /// there is a pool, else on plain threads.
+    #[allow(clippy::type_complexity)]
+    fn run_on<A: Accumulate<B>>(
+        &self,
+        model: &M,
+        threads: usize,
+        new_acc: &(impl Fn() -> A + Sync),
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(A, Deferred<B::InnerBackend>, Option<Endpoints<B>>), InfluenceError> {
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
         let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
@@ -247,16 +268,21 @@ where
         let results: Vec<_> = if groups.len() == 1 {
             vec![run_group(&groups[0])]
         } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = groups.iter().map(|g| s.spawn(|| run_group(g))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                    })
-                    .collect()
-            })
+            match pool {
+                Some(pool) if pool.current_num_threads() == groups.len() => {
+                    pool.broadcast(|ctx| run_group(&groups[ctx.index()]))
+                }
+                _ => std::thread::scope(|s| {
+                    let handles: Vec<_> = groups.iter().map(|g| s.spawn(|| run_group(g))).collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                        })
+                        .collect()
+                }),
+            }
         };
         let mut merged: Option<A> = None;
         let mut guard = None;
@@ -483,6 +509,46 @@ fn drain_orphaned_graphs<B: AutodiffBackend>(device: &B::Device) {
             .sum()
             .backward();
     }
+}
+
+/// Runs `f` with a rayon pool of `n` threads of the calling thread's own (`None` where no
+/// pool can be built: a target without threads).
+///
+/// A call with several threads runs on such a pool: its validation forward inside
+/// `install`, its groups of passes one per worker through `broadcast`. On Burn's CPU
+/// backends (flex, ndarray), whose kernels split their work on rayon, a kernel called from a
+/// pass then splits its work within this pool, the worker that called it doing its share,
+/// where a plain thread would hand all of it to the global pool and sleep until it is done
+/// (measured: MiniLM 0.35 → 0.28 s per call on flex, `docs/performance.md`).
+///
+/// Why a pool of the call's own, and never two passes on one thread: Burn's autodiff holds a
+/// graph's lock during its backward pass, and a worker that waits inside a kernel runs other
+/// queued jobs of its pool; a second pass nested there would wait for that lock forever.
+/// Here no group waits in a queue (`broadcast` gives each worker its group at once), and the
+/// pool serves one call at a time: it is kept per calling thread between calls (new threads
+/// on every call cost the CNN workloads 20–30% in page faults), taken out of its slot while a
+/// call runs, so that a call nested on the same thread (a caller's rayon job run while this
+/// thread waits) builds a pool of its own.
+fn with_pool<R>(n: usize, f: impl FnOnce(Option<&rayon::ThreadPool>) -> R) -> R {
+    std::thread_local! {
+        static POOL: std::cell::RefCell<Option<rayon::ThreadPool>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let pool = POOL
+        .with(|p| p.borrow_mut().take())
+        .filter(|p| p.current_num_threads() == n)
+        .or_else(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(|i| format!("burn-influence-{i}"))
+                .build()
+                .ok()
+        });
+    let result = f(pool.as_ref());
+    if let Some(pool) = pool {
+        POOL.with(|p| *p.borrow_mut() = Some(pool));
+    }
+    result
 }
 
 /// `chunks` in at most `threads` contiguous runs of near-equal length, in order.

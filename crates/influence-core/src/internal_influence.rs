@@ -49,7 +49,9 @@ pub struct InternalInfluenceConfig {
     /// Threads that run the passes, each on its own run of quadrature steps (not in Captum).
     /// `None` chooses: the machine's cores on a CPU backend (flex, ndarray, candle), one on
     /// a GPU, and never more than `n_steps`. With `internal_batch_size`, the threads share it:
-    /// peak memory still follows it.
+    /// peak memory still follows it. Several threads are a rayon pool kept per calling thread
+    /// (one worker per thread asked for), so that the CPU backends' kernels split their work
+    /// within it; the calling thread waits for the call.
     #[config(default = "None")]
     pub threads: Option<usize>,
 }
@@ -334,7 +336,8 @@ where
 
     /// Threads for the passes (default: the machine's cores on a CPU backend, one on a GPU);
     /// see [`InternalInfluenceConfig::threads`]. `threads(1)` runs everything on the calling
-    /// thread; 0 is taken as 1, and more threads than `n_steps` as `n_steps`.
+    /// thread (the backend's kernels may still use rayon's global pool); 0 is taken as 1, and
+    /// more threads than `n_steps` as `n_steps`.
     pub fn threads(mut self, threads: usize) -> Self {
         self.config.threads = Some(threads);
         self
