@@ -86,8 +86,20 @@ OVERRIDES = {
             let mut out: Vec<usize> = (0..rank).map(|i| dims[i]).collect();
             out[rank - 1] = y.shape()[1];
             B::float_reshape(y, Shape::from(out))
+        } else if P::LINEAR_FROM_OPS {
+            super::linear_from_ops::<Self>(x, weight, bias)
         } else {
             <B as ModuleOps<B>>::linear(x, weight, bias)
+        }""",
+    # `P::LINEAR_FROM_OPS`: the linear's backward products through the decorator's own
+    # `float_matmul` (Burn's default formulas, with `Self` in place of `B`).
+    "linear_x_backward": """if P::LINEAR_FROM_OPS {
+            // dx = output_grad @ weightᵀ, the weight broadcast over the leading dimensions.
+            let rank = output_grad.shape().num_dims();
+            let weight = super::unsqueeze_leading::<Self>(Self::float_swap_dims(weight, 0, 1), rank);
+            Self::float_matmul(output_grad, weight)
+        } else {
+            <B as ModuleOps<B>>::linear_x_backward(weight, output_grad)
         }""",
     # `Policy::conv2d`: a convolution kernel of the policy's own (forward only; autodiff's
     # backward still calls `B`'s `conv2d_*_backward`); `Err` hands the call back to `B`.
@@ -109,6 +121,12 @@ OVERRIDES = {
     "gelu_backward": """match P::gelu_backward::<B>(x, grad) {
             Ok(y) => y,
             Err((x, grad)) => <B as ActivationOps<B>>::gelu_backward(x, grad),
+        }""",
+    # `Policy::float_matmul`: a matrix product kernel of the policy's own (forward and, under
+    # autodiff, the backward's products).
+    "float_matmul": """match P::float_matmul::<B>(lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_matmul(lhs, rhs),
         }""",
     # `Policy::float_reshape`: a reshape the policy runs (one that must copy, say).
     "float_reshape": """match P::float_reshape::<B>(tensor, shape) {

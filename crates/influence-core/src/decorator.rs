@@ -24,7 +24,7 @@ use burn_backend::ops::ConvOptions;
 use burn_backend::tensor::{BoolTensor, FloatTensor, IntTensor, QuantizedTensor};
 use burn_backend::{
     AutodiffBackend, Backend, BackendTypes, DTypeUsageSet, ExecutionError, Shape, TensorData,
-    TensorPrimitive,
+    TensorMetadata, TensorPrimitive,
 };
 
 /// What a [`Decorator`] changes of the backend it wraps.
@@ -41,6 +41,11 @@ pub trait Policy: 'static {
     const FLAT_LINEAR: bool;
     /// The decorator's name, as `Backend::name` shows it: `NAME<inner name>`.
     const NAME: &'static str;
+    /// Compute `linear` and its input gradient from the decorator's own operations
+    /// (`float_matmul`, `float_add`, `float_reshape`: Burn's default formulas), so that a
+    /// policy's [`float_matmul`](Policy::float_matmul) runs them too; otherwise they go to
+    /// the wrapped backend's `linear`, whose products are its own.
+    const LINEAR_FROM_OPS: bool = false;
 
     /// A 2-D convolution of the policy's own: Burn's `ModuleOps::conv2d` with the same
     /// arguments and result (`x` `[batch, channels_in, height, width]`, `weight`
@@ -64,6 +69,18 @@ pub trait Policy: 'static {
         rhs: FloatTensor<B>,
     ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
         let _ = op;
+        Err((lhs, rhs))
+    }
+
+    /// A matrix product of the policy's own: Burn's `float_matmul` (`lhs` `[..., m, k]`,
+    /// `rhs` `[..., k, n]`, batch dimensions broadcast; returns `[..., m, n]`). Under
+    /// autodiff the forward pass and the backward passes call it. `Err((lhs, rhs))` hands
+    /// the call back to `B`; by default every call goes to `B`.
+    #[allow(clippy::type_complexity)]
+    fn float_matmul<B: Backend>(
+        lhs: FloatTensor<B>,
+        rhs: FloatTensor<B>,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
         Err((lhs, rhs))
     }
 
@@ -300,6 +317,35 @@ impl<B: AutodiffBackend, P: Policy> AutodiffBackend for Decorator<B, P> {
     fn q_from_inner(tensor: QuantizedTensor<Self::InnerBackend>) -> QuantizedTensor<Self> {
         B::q_from_inner(tensor)
     }
+}
+
+/// Burn's default `linear` (burn-backend 0.21 `ops::modules::linear`, crate-private there):
+/// `x @ weight + bias`, the weight `[d_input, d_output]` and the bias `[d_output]` broadcast
+/// over `x`'s leading dimensions.
+pub(crate) fn linear_from_ops<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+) -> FloatTensor<B> {
+    let rank = x.shape().num_dims();
+    let output = B::float_matmul(x, unsqueeze_leading::<B>(weight, rank));
+    match bias {
+        Some(bias) => B::float_add(output, unsqueeze_leading::<B>(bias, rank)),
+        None => output,
+    }
+}
+
+/// `tensor` with size-1 dimensions put in front until it has `rank` dimensions.
+pub(crate) fn unsqueeze_leading<B: Backend>(tensor: FloatTensor<B>, rank: usize) -> FloatTensor<B> {
+    let shape = tensor.shape();
+    let have = shape.num_dims();
+    if have >= rank {
+        return tensor;
+    }
+    let dims: Vec<usize> = core::iter::repeat_n(1, rank - have)
+        .chain((0..have).map(|i| shape[i]))
+        .collect();
+    B::float_reshape(tensor, Shape::from(dims))
 }
 
 /// `B`'s float primitive as the decorator's (the same value).

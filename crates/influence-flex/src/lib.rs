@@ -12,6 +12,7 @@
 
 mod conv;
 mod elementwise;
+mod matmul;
 mod strided;
 
 use burn_backend::tensor::FloatTensor;
@@ -60,6 +61,7 @@ impl Policy for FlexKernels {
     const EXACT_RECIP: bool = false;
     const FLAT_LINEAR: bool = false;
     const NAME: &'static str = "kernels";
+    const LINEAR_FROM_OPS: bool = true;
 
     fn conv2d<B: BurnBackend>(args: Conv2dArgs<B>) -> Result<FloatTensor<B>, Conv2dArgs<B>> {
         // `B` is flex here (the policy is only used on it); anything else goes back.
@@ -96,8 +98,23 @@ impl Policy for FlexKernels {
         }
         let into_flex = cast::<FloatTensor<B>, FlexTensor>;
         let (lhs, rhs) = (into_flex(lhs), into_flex(rhs));
-        match strided_binary(op, &lhs, &rhs) {
-            Some(y) => Ok(cast(y)),
+        match strided_binary(op, lhs, &rhs) {
+            Ok(y) => Ok(cast(y)),
+            Err(lhs) => Err((cast(lhs), cast(rhs))),
+        }
+    }
+
+    fn float_matmul<B: BurnBackend>(
+        lhs: FloatTensor<B>,
+        rhs: FloatTensor<B>,
+    ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
+        if !(&lhs as &dyn Any).is::<FlexTensor>() {
+            return Err((lhs, rhs));
+        }
+        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
+        let (lhs, rhs) = (into_flex(lhs), into_flex(rhs));
+        match matmul::matmul(&lhs, &rhs) {
+            Some((shape, values)) => Ok(cast(f32_tensor(Shape::from(shape), values))),
             None => Err((cast(lhs), cast(rhs))),
         }
     }
@@ -161,15 +178,21 @@ impl Policy for FlexKernels {
 
 /// `lhs op rhs` with this crate's strided kernel when flex would walk an operand element by
 /// element: `f32` operands of one rank whose shapes differ (broadcasting) or which are not
-/// contiguous. `None` leaves the call to flex (same-shape contiguous operands, which flex
+/// contiguous. Written over `lhs` when it is the only owner of its buffer, contiguous and of
+/// the output's shape (a bias added to a product, say), as flex does; else into a new
+/// buffer. `Err(lhs)` leaves the call to flex (same-shape contiguous operands, which flex
 /// runs in place with SIMD; other dtypes; shapes that do not broadcast, for flex's error).
-fn strided_binary(op: BinaryOp, lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
+fn strided_binary(
+    op: BinaryOp,
+    lhs: FlexTensor,
+    rhs: &FlexTensor,
+) -> Result<FlexTensor, FlexTensor> {
     let (ls, rs) = (lhs.shape(), rhs.shape());
     if lhs.dtype() != DType::F32 || rhs.dtype() != DType::F32 || ls.num_dims() != rs.num_dims() {
-        return None;
+        return Err(lhs);
     }
     if ls == rs && lhs.is_contiguous() && rhs.is_contiguous() {
-        return None;
+        return Err(lhs);
     }
     let mut out = Vec::with_capacity(ls.num_dims());
     for i in 0..ls.num_dims() {
@@ -177,7 +200,7 @@ fn strided_binary(op: BinaryOp, lhs: &FlexTensor, rhs: &FlexTensor) -> Option<Fl
             (a, b) if a == b => a,
             (1, b) => b,
             (a, 1) => a,
-            _ => return None,
+            _ => return Err(lhs),
         });
     }
     // Strides over the output: 0 along the dimensions an operand broadcasts.
@@ -193,14 +216,28 @@ fn strided_binary(op: BinaryOp, lhs: &FlexTensor, rhs: &FlexTensor) -> Option<Fl
             })
             .collect()
     };
-    let (sl, sr) = (over(lhs), over(rhs));
-    let walk = strided::Walk::new(
+    let (sl, sr) = (over(&lhs), over(rhs));
+    let n: usize = out.iter().product();
+    let whole = lhs.is_contiguous()
+        && lhs.layout().start_offset() == 0
+        && lhs.bytes().len() == n * core::mem::size_of::<f32>();
+    if whole && ls.as_slice() == out.as_slice() && lhs.is_unique() {
+        let Some(walk) = strided::Walk::new(&out, [&sr], [rhs.layout().start_offset()]) else {
+            return Err(lhs);
+        };
+        let mut lhs = lhs;
+        strided::binary_in_place(op, lhs.storage_mut::<f32>(), rhs.storage::<f32>(), &walk);
+        return Ok(lhs);
+    }
+    let Some(walk) = strided::Walk::new(
         &out,
         [&sl, &sr],
         [lhs.layout().start_offset(), rhs.layout().start_offset()],
-    )?;
+    ) else {
+        return Err(lhs);
+    };
     let values = strided::binary(op, lhs.storage::<f32>(), rhs.storage::<f32>(), &walk);
-    Some(f32_tensor(Shape::from(out), values))
+    Ok(f32_tensor(Shape::from(out), values))
 }
 
 /// The values of a contiguous `f32` tensor, in order; `None` for another dtype or layout.
@@ -519,10 +556,10 @@ mod tests {
         // Mask [b, 1, 1, s] on scores [b, h, s, s]; heads swapped back and flattened.
         let scores = view(&[3, 4, 5, 5], 0, 1);
         let mask = view(&[3, 1, 1, 5], 0, 2);
-        assert!(strided_binary(BinaryOp::Add, &scores, &mask).is_some());
+        assert!(strided_binary(BinaryOp::Add, scores.clone(), &mask).is_ok());
         let same = view(&[3, 4, 5, 5], 0, 3);
-        assert!(strided_binary(BinaryOp::Add, &scores, &same).is_none());
-        assert!(strided_binary(BinaryOp::Add, &scores, &view(&[3, 4, 5, 4], 0, 3)).is_none());
+        assert!(strided_binary(BinaryOp::Add, scores.clone(), &same).is_err());
+        assert!(strided_binary(BinaryOp::Add, scores, &view(&[3, 4, 5, 4], 0, 3)).is_err());
         let heads = view(&[3, 4, 5, 8], 0, 4).transpose(1, 2);
         let flat = <InnerBackend as burn_backend::ops::FloatTensorOps<InnerBackend>>::float_reshape(
             heads.clone(),
@@ -532,5 +569,80 @@ mod tests {
             flat.into_data().to_vec::<f32>().unwrap(),
             heads.to_contiguous().into_data().to_vec::<f32>().unwrap()
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Products with broadcast batch dimensions and strided operands: the same bits as
+        /// flex's (the same gemm calls).
+        #[test]
+        fn matmul_same_bits_as_flex(
+            batch in proptest::collection::vec(1usize..4, 0..3), lmask in any::<u8>(),
+            rmask in any::<u8>(), m in 1usize..9, k in 0usize..9, n in 1usize..9,
+            lkind in any::<u8>(), rkind in any::<u8>(), seed in any::<u32>(),
+        ) {
+            use burn_backend::ops::FloatTensorOps;
+            let dims = |mask: u8, tail: [usize; 2]| -> Vec<usize> {
+                let mut d: Vec<usize> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| if mask >> i & 1 == 1 { 1 } else { b })
+                    .collect();
+                // Some operands have fewer batch dimensions.
+                if mask & 0x80 != 0 && !d.is_empty() {
+                    d.remove(0);
+                }
+                d.extend(tail);
+                d
+            };
+            let seed = u64::from(seed);
+            let l = view(&dims(lmask, [m, k]), lkind, seed);
+            let r = view(&dims(rmask, [k, n]), rkind, seed + 1);
+            let read = |t: FlexTensor| (t.shape().to_vec(), t.into_data().to_vec::<f32>().unwrap());
+            let want = read(Flex::float_matmul(l.clone(), r.clone()));
+            let got = read(InnerBackend::float_matmul(l, r));
+            prop_assert_eq!(&got.0, &want.0);
+            prop_assert!(got.1.iter().zip(&want.1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
+    #[test]
+    fn large_products_and_linear_take_the_kernel_with_flex_bits() {
+        use burn_backend::ops::{FloatTensorOps, ModuleOps};
+        // One product over the parallel threshold, and a batch of small ones over the batch
+        // threshold: both parallel strategies.
+        for (l, r) in [([1, 300, 200], [1, 200, 250]), ([64, 40, 40], [64, 40, 40])] {
+            let (lv, rv) = (values(l.iter().product(), 1), values(r.iter().product(), 2));
+            let t =
+                |v: &[f32], s: [usize; 3]| FlexTensor::from_data(TensorData::new(v.to_vec(), s));
+            let read = |t: FlexTensor| t.into_data().to_vec::<f32>().unwrap();
+            let ours = matmul::matmul(&t(&lv, l), &t(&rv, r)).unwrap().1;
+            assert_eq!(ours, read(Flex::float_matmul(t(&lv, l), t(&rv, r))));
+        }
+        // `linear` over [batch, seq, d_in] through the decorator's own operations.
+        let (x, w, b) = (values(2 * 5 * 7, 3), values(7 * 4, 4), values(4, 5));
+        let t = |v: &[f32], s: Vec<usize>| FlexTensor::from_data(TensorData::new(v.to_vec(), s));
+        let read = |t: FlexTensor| t.into_data().to_vec::<f32>().unwrap();
+        let ours = read(InnerBackend::linear(
+            t(&x, vec![2, 5, 7]),
+            t(&w, vec![7, 4]),
+            Some(t(&b, vec![4])),
+        ));
+        let flex = read(Flex::linear(
+            t(&x, vec![2, 5, 7]),
+            t(&w, vec![7, 4]),
+            Some(t(&b, vec![4])),
+        ));
+        assert_eq!(ours, flex);
+        let g = values(2 * 5 * 4, 6);
+        let ours = read(InnerBackend::linear_x_backward(
+            t(&w, vec![7, 4]),
+            t(&g, vec![2, 5, 4]),
+        ));
+        let flex = read(Flex::linear_x_backward(
+            t(&w, vec![7, 4]),
+            t(&g, vec![2, 5, 4]),
+        ));
+        assert_eq!(ours, flex);
     }
 }

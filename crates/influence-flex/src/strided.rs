@@ -195,6 +195,48 @@ fn binary_with(
     out
 }
 
+/// `lhs op rhs` written over `lhs`, a contiguous tensor of the walk's output shape (the walk
+/// is over `rhs` alone).
+pub(crate) fn binary_in_place(op: BinaryOp, lhs: &mut [f32], rhs: &[f32], walk: &Walk<1>) {
+    match op {
+        BinaryOp::Add => in_place_with(lhs, rhs, walk, |a, b| a + b),
+        BinaryOp::Sub => in_place_with(lhs, rhs, walk, |a, b| a - b),
+        BinaryOp::Mul => in_place_with(lhs, rhs, walk, |a, b| a * b),
+        BinaryOp::Div => in_place_with(lhs, rhs, walk, |a, b| a / b),
+    }
+}
+
+#[inline(always)]
+fn in_place_with(
+    lhs: &mut [f32],
+    rhs: &[f32],
+    walk: &Walk<1>,
+    f: impl Fn(f32, f32) -> f32 + Copy + Sync,
+) {
+    let [sr] = walk.run_strides();
+    walk.fill(lhs, |o, [b]| {
+        let (b, n) = (b as usize, o.len());
+        match sr {
+            1 => {
+                for (v, &y) in o.iter_mut().zip(&rhs[b..b + n]) {
+                    *v = f(*v, y);
+                }
+            }
+            0 => {
+                let y = rhs[b];
+                for v in o.iter_mut() {
+                    *v = f(*v, y);
+                }
+            }
+            _ => {
+                for (j, v) in o.iter_mut().enumerate() {
+                    *v = f(*v, rhs[b + j * sr as usize]);
+                }
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

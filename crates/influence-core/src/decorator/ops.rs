@@ -140,7 +140,10 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_matmul(lhs, rhs)
+        match P::float_matmul::<B>(lhs, rhs) {
+            Ok(y) => y,
+            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_matmul(lhs, rhs),
+        }
     }
 
     fn float_cross(
@@ -1434,6 +1437,8 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
             let mut out: Vec<usize> = (0..rank).map(|i| dims[i]).collect();
             out[rank - 1] = y.shape()[1];
             B::float_reshape(y, Shape::from(out))
+        } else if P::LINEAR_FROM_OPS {
+            super::linear_from_ops::<Self>(x, weight, bias)
         } else {
             <B as ModuleOps<B>>::linear(x, weight, bias)
         }
@@ -1443,7 +1448,15 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::linear_x_backward(weight, output_grad)
+        if P::LINEAR_FROM_OPS {
+            // dx = output_grad @ weightᵀ, the weight broadcast over the leading dimensions.
+            let rank = output_grad.shape().num_dims();
+            let weight =
+                super::unsqueeze_leading::<Self>(Self::float_swap_dims(weight, 0, 1), rank);
+            Self::float_matmul(output_grad, weight)
+        } else {
+            <B as ModuleOps<B>>::linear_x_backward(weight, output_grad)
+        }
     }
 
     fn linear_weight_backward(
