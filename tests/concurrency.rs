@@ -67,8 +67,8 @@ fn threads_sharing_one_attribution_match_sequential_calls() {
     }
 }
 
-/// Calls made from a caller's rayon jobs, each with two threads of its own, on a pool of two
-/// workers: every call finishes (a pass never runs nested inside another pass on one
+/// Calls made from a caller's rayon jobs, each with one or two threads of its own, on a pool
+/// of two workers: every call finishes (a pass never runs nested inside another pass on one
 /// thread, where Burn's autodiff would wait for a graph lock the thread holds) and gives
 /// the numbers of a sequential call.
 #[test]
@@ -78,25 +78,28 @@ fn calls_inside_a_callers_rayon_jobs_finish_and_match_sequential_calls() {
     let batches: Vec<Tensor<B, 4>> = (0..8)
         .map(|_| Tensor::random([3, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device()))
         .collect();
-    let attribute = |x: &Tensor<B, 4>| {
-        ii.attribute(Act::D4(x.clone()))
-            .target(vec![0, 1, 1])
-            .n_steps(16)
-            .internal_batch_size(12)
-            .threads(2)
-            .run()
-            .unwrap()
-            .to_vec()
-            .unwrap()
-    };
-    let sequential: Vec<Vec<f32>> = batches.iter().map(attribute).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
-    for round in 0..3 {
-        let parallel: Vec<Vec<f32>> = pool.install(|| batches.par_iter().map(attribute).collect());
-        assert_eq!(sequential, parallel, "round {round}");
+    for threads in [1, 2] {
+        let attribute = |x: &Tensor<B, 4>| {
+            ii.attribute(Act::D4(x.clone()))
+                .target(vec![0, 1, 1])
+                .n_steps(16)
+                .internal_batch_size(12)
+                .threads(threads)
+                .run()
+                .unwrap()
+                .to_vec()
+                .unwrap()
+        };
+        let sequential: Vec<Vec<f32>> = batches.iter().map(attribute).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for round in 0..3 {
+            let parallel: Vec<Vec<f32>> =
+                pool.install(|| batches.par_iter().map(attribute).collect());
+            assert_eq!(sequential, parallel, "threads {threads}, round {round}");
+        }
     }
 }
 

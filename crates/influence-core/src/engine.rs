@@ -185,18 +185,21 @@ where
         new_acc: impl Fn() -> A + Sync,
     ) -> Result<(A, Deferred<B::InnerBackend>, Option<Endpoints<B>>), InfluenceError> {
         let groups = split(&self.chunks, threads).len();
-        if groups == 1 {
+        let device = collect(&self.inputs)[0].flat().device();
+        // A GPU backend's single pass stays on the calling thread, as it always did.
+        if groups == 1 && !crate::internal_influence::cpu_backend::<B>(&device) {
             return self.run_on(model, threads, &new_acc, None);
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (this, new_acc) = (&self, &new_acc);
-        with_pool(groups, |pool| match pool {
+        with_pool(groups.max(cores), |pool| match pool {
             Some(pool) => pool.install(|| this.run_on(model, threads, new_acc, Some(pool))),
             None => this.run_on(model, threads, new_acc, None),
         })
     }
 
-    /// [`run`](Self::run), with the groups of chunks on `pool`'s workers (one each) when
-    /// there is a pool, else on plain threads.
+    /// [`run`](Self::run), with the groups of chunks on `pool`'s first workers (one each)
+    /// when there is a pool, else on plain threads.
     #[allow(clippy::type_complexity)]
     fn run_on<A: Accumulate<B>>(
         &self,
@@ -269,9 +272,11 @@ where
             vec![run_group(&groups[0])]
         } else {
             match pool {
-                Some(pool) if pool.current_num_threads() == groups.len() => {
-                    pool.broadcast(|ctx| run_group(&groups[ctx.index()]))
-                }
+                Some(pool) if pool.current_num_threads() >= groups.len() => pool
+                    .broadcast(|ctx| groups.get(ctx.index()).map(|g| run_group(g)))
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 _ => std::thread::scope(|s| {
                     let handles: Vec<_> = groups.iter().map(|g| s.spawn(|| run_group(g))).collect();
                     handles
@@ -514,21 +519,25 @@ fn drain_orphaned_graphs<B: AutodiffBackend>(device: &B::Device) {
 /// Runs `f` with a rayon pool of `n` threads of the calling thread's own (`None` where no
 /// pool can be built: a target without threads).
 ///
-/// A call with several threads runs on such a pool: its validation forward inside
-/// `install`, its groups of passes one per worker through `broadcast`. On Burn's CPU
-/// backends (flex, ndarray), whose kernels split their work on rayon, a kernel called from a
-/// pass then splits its work within this pool, the worker that called it doing its share,
-/// where a plain thread would hand all of it to the global pool and sleep until it is done
-/// (measured: MiniLM 0.35 → 0.28 s per call on flex, `docs/performance.md`).
+/// On a CPU backend every call runs on such a pool of `max(groups, cores)` workers: its
+/// validation forward inside `install`, its groups of passes on the first workers, one each,
+/// through `broadcast` (a single group on the worker that runs the call). Burn's CPU
+/// backends (flex, ndarray) split their kernels' work on rayon; called from a pass, a kernel
+/// splits it within this pool, the worker that called it doing its share and the other
+/// workers taking the rest, where a plain thread would hand all of it to the global pool and
+/// sleep until it is done (measured: MiniLM 0.35 → 0.28 s per call on flex,
+/// `docs/performance.md`).
 ///
 /// Why a pool of the call's own, and never two passes on one thread: Burn's autodiff holds a
-/// graph's lock during its backward pass, and a worker that waits inside a kernel runs other
-/// queued jobs of its pool; a second pass nested there would wait for that lock forever.
-/// Here no group waits in a queue (`broadcast` gives each worker its group at once), and the
-/// pool serves one call at a time: it is kept per calling thread between calls (new threads
-/// on every call cost the CNN workloads 20–30% in page faults), taken out of its slot while a
-/// call runs, so that a call nested on the same thread (a caller's rayon job run while this
-/// thread waits) builds a pool of its own.
+/// graph's lock during its backward pass, and a thread that waits inside a rayon kernel runs
+/// other queued jobs of its pool; a second pass nested there would wait for that lock
+/// forever. Here no pass waits in a queue (`broadcast` hands each worker its group at once,
+/// and other workers' broadcast jobs are never taken), so a waiting worker only picks up
+/// kernel work; and the pool serves one call at a time: it is kept per calling thread
+/// (building new threads on every call cost the CNN workloads 20–30% in page faults), taken
+/// out of its slot while a call runs, so that a call nested on the same thread (a caller's
+/// rayon job picked up while this thread waits for the pool) builds a pool of its own. A
+/// calling thread keeps its pool's threads, asleep, until it exits.
 fn with_pool<R>(n: usize, f: impl FnOnce(Option<&rayon::ThreadPool>) -> R) -> R {
     std::thread_local! {
         static POOL: std::cell::RefCell<Option<rayon::ThreadPool>> =

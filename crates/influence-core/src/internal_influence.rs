@@ -49,9 +49,10 @@ pub struct InternalInfluenceConfig {
     /// Threads that run the passes, each on its own run of quadrature steps (not in Captum).
     /// `None` chooses: the machine's cores on a CPU backend (flex, ndarray, candle), one on
     /// a GPU, and never more than `n_steps`. With `internal_batch_size`, the threads share it:
-    /// peak memory still follows it. Several threads are a rayon pool kept per calling thread
-    /// (one worker per thread asked for), so that the CPU backends' kernels split their work
-    /// within it; the calling thread waits for the call.
+    /// peak memory still follows it. On a CPU backend a call runs on a rayon pool kept per
+    /// calling thread (as many workers as cores, or as threads if more), one pass per
+    /// worker at a time, so that the backend's kernels split their work within it; the
+    /// calling thread waits for the call.
     #[config(default = "None")]
     pub threads: Option<usize>,
 }
@@ -335,9 +336,9 @@ where
     }
 
     /// Threads for the passes (default: the machine's cores on a CPU backend, one on a GPU);
-    /// see [`InternalInfluenceConfig::threads`]. `threads(1)` runs everything on the calling
-    /// thread (the backend's kernels may still use rayon's global pool); 0 is taken as 1, and
-    /// more threads than `n_steps` as `n_steps`.
+    /// see [`InternalInfluenceConfig::threads`]. `threads(1)` runs one
+    /// pass at a time (on a CPU backend its kernels still use every core); 0 is taken as 1,
+    /// and more threads than `n_steps` as `n_steps`.
     pub fn threads(mut self, threads: usize) -> Self {
         self.config.threads = Some(threads);
         self
@@ -817,15 +818,20 @@ impl<B: AutodiffBackend> Accumulate<B> for WeightedSums<B::InnerBackend> {
     }
 }
 
+/// Whether `B` is one of Burn's CPU backends (recognised by name, through any decorators and
+/// autodiff: flex, ndarray, candle).
+pub(crate) fn cpu_backend<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    ["flex", "ndarray", "candle"]
+        .iter()
+        .any(|b| name.contains(b))
+}
+
 /// The threads a call uses when the caller does not say: the machine's cores on Burn's CPU
 /// backends (recognised by name: flex, ndarray, candle), one elsewhere (a GPU runs one pass
 /// at a time best).
 pub(crate) fn default_threads<B: Backend>(device: &B::Device) -> usize {
-    let name = B::name(device);
-    let cpu = ["flex", "ndarray", "candle"]
-        .iter()
-        .any(|b| name.contains(b));
-    if cpu {
+    if cpu_backend::<B>(device) {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         1

@@ -6,8 +6,8 @@
 //! them, chosen at run time; plain `f32` arithmetic elsewhere, wasm included):
 //!
 //! - `erf`: the rational approximation `x · P(x²) / Q(x²)` on `[-4, 4]` of Eigen's
-//!   `generic_fast_erf_float` (also XLA's `ErfImpl32`); `±1` outside, which is `erf` in `f32`
-//!   there. Within 6.5e-8 of `erf` in exact arithmetic; with `f32`'s roundings within 4.5e-7
+//!   `generic_fast_erf_float` (also XLA's `ErfImpl32`); `±1` from `|x| = 3.92` on, which is
+//!   `erf` in `f32` there. Within 6.5e-8 of `erf` in exact arithmetic; with `f32`'s roundings within 4.5e-7
 //!   (about 4 ulp near ±1; `libm`'s `erff` is within 1 ulp, PyTorch's vectorised CPU `erf`
 //!   within 1.5e-7 + its roundings).
 //! - `exp` of a non-positive argument: Cephes' `expf` (round to `n = x / ln 2`, a degree-5
@@ -28,7 +28,9 @@ trait Madd {
     fn madd(a: f32, b: f32, c: f32) -> f32;
 }
 
-/// One rounding (`vfmadd` where the function is compiled with FMA).
+/// One rounding (`vfmadd` where the function is compiled with FMA); used on x86-64 (and by
+/// the tests everywhere).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Fused;
 /// Two roundings, for targets without FMA (a software `fmaf` would be slow).
 struct Plain;
@@ -75,13 +77,22 @@ fn erf<M: Madd>(x: f32) -> f32 {
     q = M::madd(x2, q, -1.682_827e-3);
     q = M::madd(x2, q, -7.373_329_2e-3);
     q = M::madd(x2, q, -1.426_474e-2);
-    x * p / q
+    // From |x| = 3.92 on, erf is ±1 in f32 (1 − erf < 2⁻²⁵), as `libm` gives it; the
+    // approximation would leave 1 − 1e-7 there (so `gelu(−10)` would be −6e-7, not −0).
+    let r = clamp(x * p / q, -1.0, 1.0);
+    if x.abs() >= 3.92 {
+        1.0f32.copysign(x)
+    } else {
+        r
+    }
 }
 
-/// `exp(x)` for `x ≤ 0` (below −87.3 the result is about 1e-38, not 0): Cephes' `expf`.
+/// `exp(x)` for `x ≤ 0`: Cephes' `expf`; 0 below −87.3 (where `f32`'s `exp` is below the
+/// normal range), NaN for NaN.
 #[inline(always)]
 fn exp_nonpositive<M: Madd>(x: f32) -> f32 {
     const SHIFT: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer.
+    let x0 = x;
     let x = clamp(x, -87.3, 0.0);
     let t = M::madd(x, core::f32::consts::LOG2_E, SHIFT);
     let n = t - SHIFT;
@@ -95,7 +106,8 @@ fn exp_nonpositive<M: Madd>(x: f32) -> f32 {
     y = M::madd(y, r * r, r) + 1.0;
     // `t`'s low mantissa bits hold n (−126 ≤ n ≤ 0): 2ⁿ is (n + 127) in the exponent.
     let n_bits = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    y * f32::from_bits((n_bits.wrapping_add(127) as u32) << 23)
+    let e = y * f32::from_bits((n_bits.wrapping_add(127) as u32) << 23);
+    if x0 < -87.3 { 0.0 } else { e }
 }
 
 /// `Φ(x) = (1 + erf(x / √2)) / 2`.
@@ -303,5 +315,29 @@ mod tests {
         assert!(gelu(&nan)[0].is_nan() && gelu_backward(&nan, &[1.0, 1.0])[0].is_nan());
         assert_eq!(gelu(&[f32::INFINITY])[0], f32::INFINITY);
         assert_eq!(gelu(&[0.0])[0], 0.0);
+    }
+
+    /// The ends as flex's `libm` GELU has them: erf exactly ±1 from ±4 on, Φ exactly 0 and
+    /// 1 far out, φ exactly 0 where `x²/2` leaves `exp`'s normal range, infinities as flex.
+    #[test]
+    fn ends_and_infinities_as_flex() {
+        for f in [erf::<Plain> as fn(f32) -> f32, erf::<Fused>] {
+            assert_eq!((f(4.0), f(-4.0), f(30.0), f(-1e30)), (1.0, -1.0, 1.0, -1.0));
+            assert!((-16..=16).all(|i| f(i as f32 * 0.5).abs() <= 1.0));
+        }
+        let (neg, big) = (
+            gelu(&[-10.0, -1e30]),
+            gelu_backward(&[1e38, -1e38], &[1.0, 1.0]),
+        );
+        assert!(
+            neg.iter().all(|&v| v == 0.0 && v.is_sign_negative()),
+            "{neg:?}"
+        );
+        assert_eq!(big, [1.0, 0.0]);
+        assert!(gelu(&[f32::NEG_INFINITY])[0].is_nan());
+        let inf = gelu_backward(&[f32::INFINITY, f32::NEG_INFINITY], &[1.0, 1.0]);
+        assert!(inf.iter().all(|v| v.is_nan()), "{inf:?}");
+        assert_eq!(exp_nonpositive::<Plain>(-88.0), 0.0);
+        assert!(exp_nonpositive::<Fused>(f32::NAN).is_nan());
     }
 }

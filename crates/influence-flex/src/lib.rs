@@ -5,10 +5,13 @@
 //! Re-exports everything of [`influence_core`]; switching backend is changing this crate for
 //! `influence-ndarray`, `influence-wgpu` or `influence-cuda`.
 //!
-//! The backend is flex with kernels of this crate's own ([`FlexKernels`]): 2-D convolutions
-//! (im2col from NCHW rows and one `gemm` product per piece of the output, 2–3× faster than
-//! Burn 0.21's flex on the benchmark models' convolutions; their backward passes are flex's)
-//! and GELU forward and backward (vectorised `erf` and `exp` instead of scalar `libm` calls).
+//! The backend is flex with kernels of this crate's own ([`FlexKernels`]), on `f32`: 2-D
+//! convolutions (im2col from NCHW rows and one `gemm` product per piece of the output, 2–3×
+//! faster than Burn 0.21's flex on the benchmark models' convolutions; their backward passes
+//! are flex's), GELU forward and backward (vectorised `erf` and `exp` instead of scalar
+//! `libm` calls), broadcasting and strided `+ − × ÷` and copying reshapes (a strided walk by
+//! runs instead of flex's element by element), and matrix products (flex's `gemm` calls,
+//! written straight into a fresh buffer). See `docs/performance.md`.
 
 mod conv;
 mod elementwise;
@@ -40,19 +43,27 @@ pub fn device() -> Device {
     burn_flex::FlexDevice
 }
 
-/// The [`Policy`] of [`InnerBackend`]: flex in every operation but these, on `f32`:
+/// The [`Policy`] of [`InnerBackend`]: flex in every operation but these, on `f32` (other
+/// dtypes, and the cases named, go to flex):
 ///
-/// - **2-D convolution, forward** (input, weight and bias `f32`, `groups` 1; other calls, and
-///   `1×1` kernels at stride 1 without padding, which flex already runs as one product, go to
-///   flex). The kernel builds the im2col matrix `[channels_in · kernel_height · kernel_width,
-///   positions]` straight from the NCHW rows and makes one `gemm` product per piece of the
-///   output (a few small images, or a tile of a large one), the pieces in parallel on rayon's
-///   pool. Same values as flex's up to the order of the sums (a few ulp); the backward passes
-///   are flex's.
-/// - **GELU, forward and backward** (contiguous `f32` tensors; others go to flex): the exact
-///   `x · Φ(x)` and `grad · (Φ(x) + x · φ(x))`, as flex's, with `erf` and `exp` as vectorised
-///   polynomials (AVX2 + FMA when the CPU has them) instead of scalar `libm` calls; within
-///   3e-7 · (|x| + 1) of float64.
+/// - **2-D convolution, forward** (`groups` 1; `1×1` kernels at stride 1 without padding,
+///   which flex already runs as one product, stay flex's). The kernel builds the im2col
+///   matrix `[channels_in · kernel_height · kernel_width, positions]` straight from the NCHW
+///   rows and makes one `gemm` product per piece of the output (a few small images, or a
+///   tile of a large one), the pieces in parallel on rayon's pool. Same values as flex's up
+///   to the order of the sums (a few ulp); the backward passes are flex's.
+/// - **GELU, forward and backward** (contiguous tensors): the exact `x · Φ(x)` and
+///   `grad · (Φ(x) + x · φ(x))`, as flex's, with `erf` and `exp` as vectorised polynomials
+///   (AVX2 + FMA when the CPU has them) instead of scalar `libm` calls; within
+///   3e-7 · (|x| + 1) of float64, and flex's values at the ends (±0, NaN, ±∞).
+/// - **`+ − × ÷` with broadcasting or strided operands** (same-shape contiguous operands,
+///   which flex runs in place with SIMD, stay flex's), and **reshapes that must copy**: a
+///   walk over the output by runs, dimensions merged where every operand allows. Same bits
+///   as flex's.
+/// - **Matrix products** (`float_matmul`, and `linear` and its input gradient through it,
+///   [`Policy::LINEAR_FROM_OPS`]): flex's own `gemm` calls, strategy and thresholds, written
+///   into a fresh buffer instead of flex's zero-filled and then realigned one. Same bits as
+///   flex's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FlexKernels;
 
@@ -257,10 +268,17 @@ fn f32_tensor(shape: Shape, values: Vec<f32>) -> FlexTensor {
 }
 
 /// `t` as `U`, for `T` and `U` the same type (a backend's primitive known to be flex's).
+/// Without an allocation: this runs on every hooked operation.
 fn cast<T: Any, U: Any>(t: T) -> U {
-    *(Box::new(t) as Box<dyn Any>)
-        .downcast::<U>()
-        .expect("checked by the caller: the same type")
+    assert_eq!(
+        core::any::TypeId::of::<T>(),
+        core::any::TypeId::of::<U>(),
+        "checked by the caller: the same type"
+    );
+    let t = core::mem::ManuallyDrop::new(t);
+    // SAFETY: `T` and `U` are the same type (asserted above); `t` is not dropped, so the
+    // value moves into the result exactly once.
+    unsafe { core::mem::transmute_copy::<T, U>(&t) }
 }
 
 /// The convolution on flex tensors, or `None` where flex should run it.
