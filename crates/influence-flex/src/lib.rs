@@ -67,6 +67,7 @@ pub fn device() -> Device {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FlexKernels;
 
+#[allow(clippy::result_large_err)] // tensors handed back to flex, not errors
 impl Policy for FlexKernels {
     const AD_ENABLED: Option<bool> = None;
     const EXACT_RECIP: bool = false;
@@ -104,30 +105,19 @@ impl Policy for FlexKernels {
         lhs: FloatTensor<B>,
         rhs: FloatTensor<B>,
     ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
-        if !(&lhs as &dyn Any).is::<FlexTensor>() {
-            return Err((lhs, rhs));
-        }
-        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
-        let (lhs, rhs) = (into_flex(lhs), into_flex(rhs));
-        match strided_binary(op, lhs, &rhs) {
-            Ok(y) => Ok(cast(y)),
-            Err(lhs) => Err((cast(lhs), cast(rhs))),
-        }
+        on_flex::<B>(lhs, rhs, |l, r| {
+            strided_binary(op, l, &r).map_err(|l| (l, r))
+        })
     }
 
     fn float_matmul<B: BurnBackend>(
         lhs: FloatTensor<B>,
         rhs: FloatTensor<B>,
     ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
-        if !(&lhs as &dyn Any).is::<FlexTensor>() {
-            return Err((lhs, rhs));
-        }
-        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
-        let (lhs, rhs) = (into_flex(lhs), into_flex(rhs));
-        match matmul::matmul(&lhs, &rhs) {
-            Some((shape, values)) => Ok(cast(f32_tensor(Shape::from(shape), values))),
-            None => Err((cast(lhs), cast(rhs))),
-        }
+        on_flex::<B>(lhs, rhs, |l, r| match matmul::matmul(&l, &r) {
+            Some((shape, values)) => Ok(f32_tensor(Shape::from(shape), values)),
+            None => Err((l, r)),
+        })
     }
 
     fn float_reshape<B: BurnBackend>(
@@ -172,19 +162,30 @@ impl Policy for FlexKernels {
         x: FloatTensor<B>,
         grad: FloatTensor<B>,
     ) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
-        if !(&x as &dyn Any).is::<FlexTensor>() {
-            return Err((x, grad));
-        }
-        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
-        let (x, grad) = (into_flex(x), into_flex(grad));
-        match (f32_values(&x), f32_values(&grad)) {
-            (Some(xv), Some(gv)) if x.shape() == grad.shape() => Ok(cast(f32_tensor(
-                x.shape(),
-                elementwise::gelu_backward(xv, gv),
-            ))),
-            _ => Err((cast(x), cast(grad))),
-        }
+        on_flex::<B>(x, grad, |x, g| match (f32_values(&x), f32_values(&g)) {
+            (Some(xv), Some(gv)) if x.shape() == g.shape() => {
+                Ok(f32_tensor(x.shape(), elementwise::gelu_backward(xv, gv)))
+            }
+            _ => Err((x, g)),
+        })
     }
+}
+
+/// `f` on two tensors of `B` known to be flex's, or both handed back when `B` is not flex (the
+/// policy is only used on flex); `f` hands them back (`Err`) to leave the call to flex.
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+fn on_flex<B: BurnBackend>(
+    a: FloatTensor<B>,
+    b: FloatTensor<B>,
+    f: impl FnOnce(FlexTensor, FlexTensor) -> Result<FlexTensor, (FlexTensor, FlexTensor)>,
+) -> Result<FloatTensor<B>, (FloatTensor<B>, FloatTensor<B>)> {
+    if !(&a as &dyn Any).is::<FlexTensor>() {
+        return Err((a, b));
+    }
+    let into_flex = cast::<FloatTensor<B>, FlexTensor>;
+    f(into_flex(a), into_flex(b))
+        .map(cast)
+        .map_err(|(a, b)| (cast(a), cast(b)))
 }
 
 /// `lhs op rhs` with this crate's strided kernel when flex would walk an operand element by
