@@ -112,6 +112,17 @@ OVERRIDES = {
             Ok(y) => y,
             Err(a) => <B as ModuleOps<B>>::conv2d(a.x, a.weight, a.bias, a.options),
         }""",
+    # `Policy::conv2d_x_backward`: the input gradient of a convolution, a kernel of the
+    # policy's own (autodiff's conv2d backward calls it); `Err` hands the call back to `B`.
+    "conv2d_x_backward": """match P::conv2d_x_backward::<B>(Conv2dBackwardArgs {
+            x,
+            weight,
+            output_grad,
+            options,
+        }) {
+            Ok(y) => y,
+            Err(a) => <B as ModuleOps<B>>::conv2d_x_backward(a.x, a.weight, a.output_grad, a.options),
+        }""",
     # `Policy::gelu` / `Policy::gelu_backward`: the policy's own GELU kernels (autodiff's
     # GELU calls `B::gelu` forward and `B::gelu_backward` backward); `Err` hands the call back.
     "gelu": """match P::gelu::<B>(tensor) {
@@ -370,7 +381,7 @@ def generate(src):
         "use burn_backend::{Backend, Distribution, ExecutionError, Scalar, TensorData, TensorMetadata, TensorPrimitive};",
         "use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};",
         "",
-        "use super::{BinaryOp, Conv2dArgs, Decorator, Policy, tp_in, tp_out};",
+        "use super::{BinaryOp, Conv2dArgs, Conv2dBackwardArgs, Decorator, Policy, tp_in, tp_out};",
         "",
     ]
     count = 0

@@ -57,6 +57,18 @@ pub trait Policy: 'static {
         Err(args)
     }
 
+    /// The input gradient of a 2-D convolution, of the policy's own: Burn's
+    /// `ModuleOps::conv2d_x_backward` with the same arguments and result (`x` the forward's
+    /// input `[batch, channels_in, height, width]`, `weight`, `output_grad` `[batch,
+    /// channels_out, out_height, out_width]`; returns `[batch, channels_in, height, width]`).
+    /// Autodiff's convolution backward calls it. `Err(args)` hands the call back to `B`; by
+    /// default every call goes to `B`.
+    fn conv2d_x_backward<B: Backend>(
+        args: Conv2dBackwardArgs<B>,
+    ) -> Result<FloatTensor<B>, Conv2dBackwardArgs<B>> {
+        Err(args)
+    }
+
     /// An elementwise `lhs op rhs` of the policy's own: Burn's `float_add`, `float_sub`,
     /// `float_mul` or `float_div` with the same arguments and result (two float tensors of
     /// one rank whose shapes broadcast; returns the broadcast shape). Under autodiff the
@@ -141,6 +153,21 @@ pub struct Conv2dArgs<B: Backend> {
     pub options: ConvOptions<2>,
 }
 
+/// The arguments of Burn's `ModuleOps::conv2d_x_backward`, given to
+/// [`Policy::conv2d_x_backward`] and handed back by it when it leaves the call to the wrapped
+/// backend.
+pub struct Conv2dBackwardArgs<B: Backend> {
+    /// The forward's input, `[batch, channels_in, height, width]` (its shape is what the
+    /// gradient has).
+    pub x: FloatTensor<B>,
+    /// The kernel, `[channels_out, channels_in / groups, kernel_height, kernel_width]`.
+    pub weight: FloatTensor<B>,
+    /// The gradient of the forward's output, `[batch, channels_out, out_height, out_width]`.
+    pub output_grad: FloatTensor<B>,
+    /// The forward's stride, padding, dilation and groups.
+    pub options: ConvOptions<2>,
+}
+
 /// `ad_enabled` false: inference behaviour with gradients. See [`Eval`](crate::Eval).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EvalMode;
@@ -161,6 +188,157 @@ impl Policy for ExactRecip {
     const EXACT_RECIP: bool = true;
     const FLAT_LINEAR: bool = false;
     const NAME: &'static str = "exact-recip";
+}
+
+/// Burn 0.21's GPU backends (wgpu, CUDA: burn-cubecl) with their one wrong gradient put right:
+/// the input gradient of a convolution whose kernel span is shorter than its stride
+/// (`kernel · dilation < stride` in a dimension: the `1×1`, stride-2 shortcut of every ResNet
+/// stage is one) is computed through a stride-1 forward convolution
+/// ([`conv2d_x_backward_by_forward`]).
+///
+/// burn-cubecl's direct transposed-convolution kernel (`conv_transpose2d_direct_kernel`, which
+/// its `conv2d_x_backward` uses for every stride above 1) takes the input rows
+/// `y_start .. y_start + kernel · dilation − stride + 1`: an empty range when the kernel is
+/// shorter than the stride, so that gradient came out as zeros, silently. Measured against
+/// flex on `1×1` stride-2 convolutions: relative error 1.0 (the whole gradient missing), and a
+/// torchvision ResNet-18's attribution of any layer before `layer4` off by its own size.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CubeclFixes;
+
+impl Policy for CubeclFixes {
+    const AD_ENABLED: Option<bool> = None;
+    const EXACT_RECIP: bool = false;
+    const FLAT_LINEAR: bool = false;
+    const NAME: &'static str = "fixes";
+
+    fn conv2d_x_backward<B: Backend>(
+        args: Conv2dBackwardArgs<B>,
+    ) -> Result<FloatTensor<B>, Conv2dBackwardArgs<B>> {
+        let [_, _, kh, kw] = args.weight.shape().dims::<4>();
+        let o = &args.options;
+        let short = [kh, kw]
+            .iter()
+            .zip(o.dilation.iter().zip(&o.stride))
+            .any(|(k, (d, s))| k * d < *s);
+        if short {
+            Ok(conv2d_x_backward_by_forward::<B>(args))
+        } else {
+            Err(args)
+        }
+    }
+}
+
+/// The input gradient of a 2-D convolution (what Burn's `conv2d_x_backward` computes) from a
+/// stride-1 forward convolution, on any backend: the output gradient with `stride − 1` zeros
+/// inserted between its elements, padded (or cropped) by `dilation · (kernel − 1) − padding`
+/// before and so as to give the input's size after, convolved with the kernel flipped in
+/// space and with its two channel dimensions swapped (per group). Slower than a transposed
+/// convolution kernel; [`CubeclFixes`] uses it only where Burn 0.21's kernel is wrong.
+///
+/// # Shapes
+/// - `x`: `[batch, c_in, height, width]` (only its shape is used)
+/// - `weight`: `[c_out, c_in / groups, kh, kw]`; `output_grad`: `[batch, c_out, oh, ow]`
+/// - returns: `[batch, c_in, height, width]`
+pub fn conv2d_x_backward_by_forward<B: Backend>(args: Conv2dBackwardArgs<B>) -> FloatTensor<B> {
+    use burn::tensor::Tensor;
+    let Conv2dBackwardArgs {
+        x,
+        weight,
+        output_grad,
+        options,
+    } = args;
+    let [_, _, height, width] = x.shape().dims::<4>();
+    let weight = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(weight));
+    let mut z = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(output_grad));
+    let [c_out, c_in_group, kh, kw] = weight.dims();
+    let device = z.device();
+    // Zeros between the elements, dimension by dimension (2 and 3).
+    for (axis, stride) in [(2usize, options.stride[0]), (3, options.stride[1])] {
+        if stride > 1 {
+            let mut dims = z.dims();
+            let n = dims[axis];
+            let moved = z.swap_dims(axis, 3);
+            let [a, b, c, _] = moved.dims();
+            let spread = Tensor::cat(
+                vec![
+                    moved.reshape([a, b, c, n, 1]),
+                    Tensor::zeros([a, b, c, n, stride - 1], &device),
+                ],
+                4,
+            )
+            .reshape([a, b, c, n * stride])
+            .narrow(3, 0, (n - 1) * stride + 1);
+            z = spread.swap_dims(axis, 3);
+            dims[axis] = (n - 1) * stride + 1;
+            debug_assert_eq!(z.dims(), dims);
+        }
+    }
+    // Padding before (may be negative: a crop) and after, so that the stride-1 convolution
+    // gives the input's size.
+    for (axis, k, d, p, size) in [
+        (2usize, kh, options.dilation[0], options.padding[0], height),
+        (3, kw, options.dilation[1], options.padding[1], width),
+    ] {
+        let before = (d * (k - 1)) as isize - p as isize;
+        let len = z.dims()[axis] as isize;
+        let after = size as isize + (d * (k - 1)) as isize - before - len;
+        z = pad_or_crop(z, axis, before, after, &device);
+    }
+    let groups = options.groups.max(1);
+    let c_out_group = c_out / groups;
+    let parts: Vec<Tensor<B, 4>> = (0..groups)
+        .map(|g| {
+            // [c_out / groups, c_in / groups, kh, kw] → [c_in / groups, c_out / groups, kh, kw],
+            // flipped in space.
+            let w = weight
+                .clone()
+                .narrow(0, g * c_out_group, c_out_group)
+                .swap_dims(0, 1)
+                .flip([2, 3]);
+            let dy = z.clone().narrow(1, g * c_out_group, c_out_group);
+            let _ = c_in_group;
+            burn::tensor::module::conv2d(
+                dy,
+                w,
+                None,
+                ConvOptions::new([1, 1], [0, 0], options.dilation, 1),
+            )
+        })
+        .collect();
+    Tensor::cat(parts, 1).into_primitive().tensor()
+}
+
+/// `t` with `before` zeros added before its elements along `axis` (or `−before` removed) and
+/// `after` after them (or removed).
+fn pad_or_crop<B: Backend>(
+    t: burn::tensor::Tensor<B, 4>,
+    axis: usize,
+    before: isize,
+    after: isize,
+    device: &B::Device,
+) -> burn::tensor::Tensor<B, 4> {
+    use burn::tensor::Tensor;
+    let mut t = t;
+    let zeros = |t: &Tensor<B, 4>, n: usize| {
+        let mut dims = t.dims();
+        dims[axis] = n;
+        Tensor::<B, 4>::zeros(dims, device)
+    };
+    if before > 0 {
+        let z = zeros(&t, before as usize);
+        t = Tensor::cat(vec![z, t], axis);
+    } else if before < 0 {
+        let n = t.dims()[axis];
+        t = t.narrow(axis, (-before) as usize, n - (-before) as usize);
+    }
+    if after > 0 {
+        let z = zeros(&t, after as usize);
+        t = Tensor::cat(vec![t, z], axis);
+    } else if after < 0 {
+        let n = t.dims()[axis];
+        t = t.narrow(axis, 0, n - (-after) as usize);
+    }
+    t
 }
 
 /// The backend `B` with the changes of policy `P`. Its tensors are `B`'s tensors (the same

@@ -7,8 +7,11 @@
 pub use burn_cuda::CudaDevice;
 pub use influence_core::*;
 
-/// The inner (non-autodiff) backend: `Cuda` (`f32`, with kernel fusion).
-pub type InnerBackend = burn_cuda::Cuda;
+/// The inner (non-autodiff) backend: `Cuda` (`f32`, with kernel fusion), with
+/// [`CubeclFixes`]: Burn 0.21's input gradient of a convolution whose kernel is shorter than
+/// its stride (a ResNet's `1×1`, stride-2 shortcut) is all zeros on burn-cubecl's backends,
+/// and is computed through a forward convolution instead.
+pub type InnerBackend = Decorator<burn_cuda::Cuda, CubeclFixes>;
 
 /// The autodiff backend the attribution runs on.
 pub type Backend = burn_autodiff::Autodiff<InnerBackend>;

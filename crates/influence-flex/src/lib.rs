@@ -13,7 +13,6 @@
 //! runs instead of flex's element by element), and matrix products (flex's `gemm` calls,
 //! written straight into a fresh buffer). See `docs/performance.md`.
 
-mod conv;
 mod elementwise;
 mod matmul;
 mod strided;
@@ -22,6 +21,7 @@ use burn_backend::tensor::FloatTensor;
 use burn_backend::{Backend as BurnBackend, Bytes, DType, Shape, TensorMetadata};
 use burn_flex::{FlexTensor, Layout};
 use core::any::Any;
+use influence_cpu::conv::{self, Geometry};
 
 pub use influence_core::*;
 
@@ -47,11 +47,14 @@ pub fn device() -> Device {
 /// dtypes, and the cases named, go to flex):
 ///
 /// - **2-D convolution, forward** (`groups` 1; `1×1` kernels at stride 1 without padding,
-///   which flex already runs as one product, stay flex's). The kernel builds the im2col
-///   matrix `[channels_in · kernel_height · kernel_width, positions]` straight from the NCHW
-///   rows and makes one `gemm` product per piece of the output (a few small images, or a
-///   tile of a large one), the pieces in parallel on rayon's pool. Same values as flex's up
-///   to the order of the sums (a few ulp); the backward passes are flex's.
+///   which flex already runs as one product, stay flex's), with
+///   [`influence_cpu::conv::conv2d`]: the im2col matrix `[channels_in · kernel_height ·
+///   kernel_width, positions]` built straight from the NCHW rows and one `gemm` product per
+///   piece of the output (a few small images, or a tile of a large one), the pieces in
+///   parallel on rayon's pool. Same values as flex's up to the order of the sums (a few ulp).
+/// - **2-D convolution, input gradient** (`groups` 1), what autodiff's convolution backward
+///   calls, with [`influence_cpu::conv::conv2d_x_backward`]: one `gemm` product with the
+///   transposed kernel per image and col2im, instead of flex's transposed convolution.
 /// - **GELU, forward and backward** (contiguous tensors): the exact `x · Φ(x)` and
 ///   `grad · (Φ(x) + x · φ(x))`, as flex's, with `erf` and `exp` as vectorised polynomials
 ///   (AVX2 + FMA when the CPU has them) instead of scalar `libm` calls; within
@@ -95,6 +98,32 @@ impl Policy for FlexKernels {
                 x: from_flex(x),
                 weight: from_flex(weight),
                 bias: bias.map(from_flex),
+                options,
+            }),
+        }
+    }
+
+    fn conv2d_x_backward<B: BurnBackend>(
+        args: Conv2dBackwardArgs<B>,
+    ) -> Result<FloatTensor<B>, Conv2dBackwardArgs<B>> {
+        if !(&args.x as &dyn Any).is::<FlexTensor>() {
+            return Err(args);
+        }
+        let Conv2dBackwardArgs {
+            x,
+            weight,
+            output_grad,
+            options,
+        } = args;
+        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
+        let from_flex = cast::<FlexTensor, FloatTensor<B>>;
+        let (x, weight, dy) = (into_flex(x), into_flex(weight), into_flex(output_grad));
+        match fast_conv2d_x_backward(&x, &weight, &dy, &options) {
+            Some(dx) => Ok(from_flex(dx)),
+            None => Err(Conv2dBackwardArgs {
+                x: from_flex(x),
+                weight: from_flex(weight),
+                output_grad: from_flex(dy),
                 options,
             }),
         }
@@ -293,29 +322,19 @@ fn fast_conv2d(
         && weight.dtype() == DType::F32
         && bias.is_none_or(|b| b.dtype() == DType::F32);
     let (xs, ws) = (x.shape(), weight.shape());
-    if !f32_only || options.groups != 1 || xs.num_dims() != 4 || ws.num_dims() != 4 {
+    if !f32_only || options.groups != 1 {
         return None;
     }
-    let one_by_one =
-        ws[2] == 1 && ws[3] == 1 && options.stride == [1, 1] && options.padding == [0, 0];
-    if one_by_one || ws[1] != xs[1] || bias.is_some_and(|b| b.shape().num_elements() != ws[0]) {
+    let one_by_one = ws.num_dims() == 4
+        && ws[2] == 1
+        && ws[3] == 1
+        && options.stride == [1, 1]
+        && options.padding == [0, 0];
+    let g = Geometry::new(&xs, &ws, options.stride, options.padding, options.dilation)?;
+    if one_by_one || bias.is_some_and(|b| b.shape().num_elements() != g.c_out) {
         return None;
     }
-    let g = conv::Geometry {
-        batch: xs[0],
-        c_in: xs[1],
-        height: xs[2],
-        width: xs[3],
-        c_out: ws[0],
-        kernel: [ws[2], ws[3]],
-        stride: options.stride,
-        padding: options.padding,
-        dilation: options.dilation,
-    };
     let [oh, ow] = g.out_hw()?;
-    if xs.num_elements() == 0 || ws.num_elements() == 0 || g.batch * g.c_out * oh * ow == 0 {
-        return None;
-    }
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let bias = bias.map(FlexTensor::to_contiguous);
     let y = conv::conv2d(
@@ -328,6 +347,36 @@ fn fast_conv2d(
         &g,
     );
     Some(f32_tensor(Shape::new([g.batch, g.c_out, oh, ow]), y))
+}
+
+/// The convolution's input gradient on flex tensors (`x` gives the shape), or `None` where
+/// flex should run it.
+fn fast_conv2d_x_backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &burn_backend::ops::ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if weight.dtype() != DType::F32 || output_grad.dtype() != DType::F32 || options.groups != 1 {
+        return None;
+    }
+    let g = Geometry::new(
+        &x.shape(),
+        &weight.shape(),
+        options.stride,
+        options.padding,
+        options.dilation,
+    )?;
+    let [oh, ow] = g.out_hw()?;
+    if output_grad.shape().dims::<4>() != [g.batch, g.c_out, oh, ow] {
+        return None;
+    }
+    let (weight, dy) = (weight.to_contiguous(), output_grad.to_contiguous());
+    let dx = conv::conv2d_x_backward(dy.as_slice::<f32>()?, weight.as_slice::<f32>()?, &g);
+    Some(f32_tensor(
+        Shape::new([g.batch, g.c_in, g.height, g.width]),
+        dx,
+    ))
 }
 
 #[cfg(test)]
@@ -355,7 +404,7 @@ mod tests {
     }
 
     /// Ours against flex's own `conv2d` on the same tensors; `true` when ours ran.
-    fn check(g: conv::Geometry, with_bias: bool, seed: u64) -> bool {
+    fn check(g: influence_cpu::conv::Geometry, with_bias: bool, seed: u64) -> bool {
         let xs = [g.batch, g.c_in, g.height, g.width];
         let ws = [g.c_out, g.c_in, g.kernel[0], g.kernel[1]];
         let x = values(xs.iter().product(), seed);
@@ -393,7 +442,7 @@ mod tests {
             py in 0usize..3, px in 0usize..3, dy in 1usize..3, dx in 1usize..3,
             with_bias in any::<bool>(), seed in any::<u32>(),
         ) {
-            let g = conv::Geometry {
+            let g = Geometry {
                 batch, c_in, height, width, c_out, kernel: [kh, kw], stride: [sy, sx],
                 padding: [py, px], dilation: [dy, dx],
             };
@@ -405,7 +454,7 @@ mod tests {
 
     #[test]
     fn large_images_in_tiles_and_small_ones_grouped() {
-        let g = |batch, height, width, stride| conv::Geometry {
+        let g = |batch, height, width, stride| Geometry {
             batch,
             c_in: 3,
             height,

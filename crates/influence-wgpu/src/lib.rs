@@ -10,8 +10,10 @@ pub use burn_wgpu::WgpuDevice;
 pub use influence_core::*;
 
 /// The inner (non-autodiff) backend: `Wgpu` (`f32`; kernel fusion off, see
-/// the project's `docs/backends.md`).
-pub type InnerBackend = burn_wgpu::Wgpu;
+/// the project's `docs/backends.md`), with [`CubeclFixes`]: Burn 0.21's input gradient of a
+/// convolution whose kernel is shorter than its stride (a ResNet's `1×1`, stride-2 shortcut)
+/// is all zeros on wgpu, and is computed through a forward convolution instead.
+pub type InnerBackend = Decorator<burn_wgpu::Wgpu, CubeclFixes>;
 
 /// The autodiff backend the attribution runs on.
 pub type Backend = burn_autodiff::Autodiff<InnerBackend>;

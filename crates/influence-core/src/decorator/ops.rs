@@ -16,7 +16,7 @@ use burn_backend::{
 };
 use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};
 
-use super::{BinaryOp, Conv2dArgs, Decorator, Policy, tp_in, tp_out};
+use super::{BinaryOp, Conv2dArgs, Conv2dBackwardArgs, Decorator, Policy, tp_in, tp_out};
 
 impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     fn float_from_data(data: TensorData, device: &Device<Self>) -> FloatTensor<Self> {
@@ -1528,7 +1528,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         output_grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv2d_x_backward(x, weight, output_grad, options)
+        match P::conv2d_x_backward::<B>(Conv2dBackwardArgs {
+            x,
+            weight,
+            output_grad,
+            options,
+        }) {
+            Ok(y) => y,
+            Err(a) => {
+                <B as ModuleOps<B>>::conv2d_x_backward(a.x, a.weight, a.output_grad, a.options)
+            }
+        }
     }
 
     fn conv2d_weight_backward(

@@ -1,0 +1,16 @@
+//! CPU kernels of burn-influence on plain `f32` slices, shared by its flex and ndarray
+//! backends (`influence-flex`, `influence-ndarray`), which hand their tensors' memory to them
+//! through a backend [`Policy`](https://docs.rs/influence-core) hook:
+//!
+//! - [`conv::conv2d`]: a 2-D convolution, NCHW, `groups` 1, any stride, padding and
+//!   dilation: im2col straight from the NCHW rows and one `gemm` product per piece of the
+//!   output;
+//! - [`conv::conv2d_x_backward`]: its input gradient, what autodiff's convolution backward
+//!   needs (`gemm` with the transposed kernel, then col2im).
+//!
+//! Both run their pieces in parallel on rayon's pool (the calling thread's pool when called
+//! inside one). See `docs/performance.md` for what they are worth against Burn's own kernels.
+
+#![warn(missing_docs)]
+
+pub mod conv;
