@@ -379,7 +379,12 @@ where
         check_hits(&watches)?;
         let n = points.len();
         check_layer_batch(&watches, n * batch)?;
-        selector.resolve(&output, n)?;
+        // The inputs themselves are the step at α = 1: a predicted target is read there.
+        let input_step = points
+            .iter()
+            .position(|&p| p == 1.0)
+            .expect("α = 1 is evaluated");
+        selector.resolve_at_input(&output, n, input_step)?;
         let inner_rows = |o: &AnyTensor<B>, rows: Range<usize>| {
             let shape = o.shape().to_vec();
             AnyTensor::from_flat(o.flat().clone().inner(), shape)
@@ -485,7 +490,7 @@ std::thread_local! {
 /// The first call installs a panic hook that stays silent for threads inside `quietly` and
 /// hands every other panic to the hook that was there before (Rust's default one, or the
 /// program's own).
-fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -499,6 +504,39 @@ fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     let result = catch_unwind(AssertUnwindSafe(f));
     QUIET.with(|q| q.set(was));
     result
+}
+
+/// Frees the entries that operations without a backward pass left in Burn's autodiff graph
+/// server, when it is dropped: at the end of every public call (success or error).
+///
+/// Burn 0.21 registers every operation of an autodiff backend in its graph server, untracked
+/// ones too ("otherwise memory bound operations that have an untracked parent would not be
+/// able to retrieve it", `burn-autodiff/src/ops/base.rs`), and removes the entries of dropped
+/// tensors only after a backward pass (`cleanup_orphaned_entries`). A call that fails in its
+/// validation forward, or a forward-only call (Layer Activation, [`predict`](crate::predict)),
+/// runs no backward pass, so each such call left its operations' entries behind: about
+/// 19 KB per failing call of the digits CNN, a process growing without bound in a service
+/// that gets bad requests (Burn's issues #4970 and #4339 are the same kind of growth). One
+/// backward pass of a one-element tensor runs that cleanup: every entry whose tensor is gone
+/// and whose parents are gone is freed (an untracked operation has no parents in the graph).
+pub(crate) struct SweepGraphs<B: AutodiffBackend>(Option<B::Device>);
+
+impl<B: AutodiffBackend> SweepGraphs<B> {
+    /// Sweeps on drop, on `device` (the call's; none: nothing to sweep).
+    pub(crate) fn on(device: Option<B::Device>) -> Self {
+        Self(device)
+    }
+}
+
+impl<B: AutodiffBackend> Drop for SweepGraphs<B> {
+    fn drop(&mut self) {
+        if let Some(device) = self.0.take() {
+            let _ = Tensor::<B, 1>::zeros([1], &device)
+                .require_grad()
+                .sum()
+                .backward();
+        }
+    }
 }
 
 /// Frees what a forward that panicked half-way left in Burn's autodiff graph server.
@@ -574,7 +612,7 @@ fn split(chunks: &[Range<usize>], threads: usize) -> Vec<Vec<Range<usize>>> {
     out
 }
 
-fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -317,6 +317,23 @@ pub enum InfluenceError {
         got: Vec<usize>,
     },
 
+    /// [`Target::Predicted`](crate::Target::Predicted) where no forward at the inputs
+    /// resolves it (a [`TargetSelector`](crate::TargetSelector) used on its own).
+    #[error(
+        "target: Target::Predicted is resolved from the model's output at the inputs, which an attribution call computes; here nothing does: give the classes (Target::PerExample)"
+    )]
+    PredictedUnresolved,
+
+    /// `attribute_to_layer_input` on a [point](crate::Probe::point): a value exposed with
+    /// `Probe::point` has an output side only.
+    #[error(
+        "attribute_to_layer_input: `{name}` is a point (Probe::point), which has no input side; attribute to its output, or to the input of the layer that takes it"
+    )]
+    PointHasNoInput {
+        /// The point's full name.
+        name: String,
+    },
+
     /// No input tensor (an empty `Vec` of inputs).
     #[error("inputs: no input tensor given; give at least one")]
     NoInputs,

@@ -149,11 +149,17 @@ where
 /// Every watched layer reached exactly once.
 ///
 /// # Errors
-/// [`InfluenceError::LayerNotReached`] and [`InfluenceError::LayerReachedTwice`].
+/// [`InfluenceError::LayerNotReached`], [`InfluenceError::LayerReachedTwice`] and
+/// [`InfluenceError::PointHasNoInput`].
 pub(crate) fn check_hits<B: burn::tensor::backend::Backend>(
     watches: &[Watch<B>],
 ) -> Result<(), InfluenceError> {
     for w in watches {
+        if w.point_input {
+            return Err(InfluenceError::PointHasNoInput {
+                name: w.layer.clone(),
+            });
+        }
         match w.hits {
             0 => {
                 return Err(InfluenceError::LayerNotReached {

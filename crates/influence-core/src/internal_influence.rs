@@ -15,12 +15,13 @@
 
 use core::marker::PhantomData;
 use core::ops::Range;
+use std::sync::Arc;
 
 use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::chunking::step_chunks;
-use crate::engine::{Accumulate, Call, Deferred, Endpoints, PathSpace};
+use crate::engine::{Accumulate, Call, Deferred, Endpoints, PathSpace, SweepGraphs};
 use crate::inputs::PathInputs;
 use crate::tensor_group::collect;
 use crate::{
@@ -77,9 +78,9 @@ pub struct InternalInfluenceConfig {
 /// `Send + Sync`: one instance can serve several threads at once, shared by reference
 /// (`tests/concurrency.rs`); results do not depend on which thread computes them.
 pub struct InternalInfluence<B: AutodiffBackend, M: Explainable<B>> {
-    model: M::EvalModel,
+    model: Arc<M::EvalModel>,
     /// One layer, or several explained in one pass ([`with_layers`](Self::with_layers)).
-    layers: Vec<String>,
+    layers: Arc<[String]>,
     _backend: PhantomData<B>,
 }
 
@@ -160,10 +161,10 @@ where
     ///
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
-    pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<'_, B, M> {
+    pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
         AttributeCall::new(
-            &self.model,
-            &self.layers,
+            self.model.clone(),
+            self.layers.clone(),
             PathKind::InternalInfluence,
             inputs,
         )
@@ -176,10 +177,11 @@ where
 /// # Errors
 /// [`InfluenceError::UnknownLayer`] when the model does not expose a layer;
 /// [`InfluenceError::NoLayers`] for an empty list.
+#[allow(clippy::type_complexity)]
 pub(crate) fn explained<B: AutodiffBackend, M: Explainable<B>>(
     model: &M,
     layers: Vec<String>,
-) -> Result<(M::EvalModel, Vec<String>), InfluenceError> {
+) -> Result<(Arc<M::EvalModel>, Arc<[String]>), InfluenceError> {
     if layers.is_empty() {
         return Err(InfluenceError::NoLayers);
     }
@@ -199,7 +201,7 @@ pub(crate) fn explained<B: AutodiffBackend, M: Explainable<B>>(
             available,
         });
     }
-    Ok((model.to_eval_model(), layers))
+    Ok((Arc::new(model.to_eval_model()), layers.into()))
 }
 
 /// Which path method an [`AttributeCall`] computes.
@@ -228,9 +230,20 @@ impl PathKind {
 
 /// One `attribute` call of a path method (Internal Influence, Layer Conductance, Layer
 /// Integrated Gradients) being set up; every argument but `inputs` has Captum's default.
-pub struct AttributeCall<'a, B: AutodiffBackend, M: Explainable<B>> {
-    model: &'a M::EvalModel,
-    layers: &'a [String],
+///
+/// It owns what it needs (the method's model copy and layers are shared, reference-counted),
+/// so it can be kept in a variable, set up over several statements, and outlive the method:
+///
+/// ```ignore
+/// let mut call = InternalInfluence::new(&model, "layer3")?.attribute(images).target(Target::Predicted);
+/// if let Some(m) = chunk {
+///     call = call.internal_batch_size(m);
+/// }
+/// let attribution = call.run()?;
+/// ```
+pub struct AttributeCall<B: AutodiffBackend, M: Explainable<B>> {
+    model: Arc<M::EvalModel>,
+    layers: Arc<[String]>,
     kind: PathKind,
     inputs: M::Inputs,
     baselines: Baselines<B>,
@@ -241,14 +254,14 @@ pub struct AttributeCall<'a, B: AutodiffBackend, M: Explainable<B>> {
     progress: Option<crate::engine::ProgressFn>,
 }
 
-impl<'a, B, M> AttributeCall<'a, B, M>
+impl<B, M> AttributeCall<B, M>
 where
     B: AutodiffBackend,
     M: Explainable<B>,
 {
     pub(crate) fn new(
-        model: &'a M::EvalModel,
-        layers: &'a [String],
+        model: Arc<M::EvalModel>,
+        layers: Arc<[String]>,
         kind: PathKind,
         inputs: M::Inputs,
     ) -> Self {
@@ -460,8 +473,8 @@ where
     /// A copy of the call with `n_steps` points.
     fn at_steps(&self, n_steps: usize) -> Self {
         Self {
-            model: self.model,
-            layers: self.layers,
+            model: self.model.clone(),
+            layers: self.layers.clone(),
             kind: self.kind,
             inputs: self.inputs.clone(),
             baselines: self.baselines.clone(),
@@ -540,6 +553,9 @@ where
         let rule = config.method.rule(points)?;
         let target = self.target?;
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
+        // Whatever this call records in Burn's graph server is freed when it returns.
+        let _sweep =
+            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
         let path = PathInputs::new(collect(&inputs), &self.baselines.to_eval())?;
         let batch = path.batch();
         target.check_count(batch)?;
@@ -587,7 +603,7 @@ where
         let (sums, checks, ends) = match self.kind {
             PathKind::Conductance => {
                 let new_sums = || Differences(Sums::new(batch, layers.len()));
-                let (sums, checks, ends) = call.run(self.model, threads, new_sums)?;
+                let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
                 (sums.0, checks, ends)
             }
             _ => {
@@ -595,7 +611,7 @@ where
                     weights: weights.clone(),
                     sums: Sums::new(batch, layers.len()),
                 };
-                let (sums, checks, ends) = call.run(self.model, threads, new_sums)?;
+                let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
                 (sums.sums, checks, ends)
             }
         };

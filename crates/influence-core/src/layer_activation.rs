@@ -3,10 +3,11 @@
 //! baseline against which the others are read (and what the paper's experts are made of).
 
 use core::marker::PhantomData;
+use std::sync::Arc;
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::engine::{Call, Deferred, PathSpace};
+use crate::engine::{Call, Deferred, PathSpace, SweepGraphs};
 use crate::gradient::check_hits;
 use crate::inputs::PathInputs;
 use crate::internal_influence::{EvalArgs, EvalInputs, explained};
@@ -23,8 +24,8 @@ use crate::{
 /// let h = la.attribute(images).run()?;   // [batch, 32, 8, 8], conv2's output
 /// ```
 pub struct LayerActivation<B: AutodiffBackend, M: Explainable<B>> {
-    model: M::EvalModel,
-    layer: String,
+    model: Arc<M::EvalModel>,
+    layers: Arc<[String]>,
     _backend: PhantomData<B>,
 }
 
@@ -35,27 +36,27 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerActivation<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, mut layers) = explained(model, vec![layer.into()])?;
-        let layer = layers.remove(0);
+        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
             model,
-            layer,
+            layers,
             _backend: PhantomData,
         })
     }
 
     /// The layer.
     pub fn layer(&self) -> &str {
-        &self.layer
+        &self.layers[0]
     }
 
     /// Starts a call on `inputs` (Captum's `attribute(inputs, ...)`).
     ///
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
-    pub fn attribute(&self, inputs: M::Inputs) -> ActivationCall<'_, B, M> {
+    pub fn attribute(&self, inputs: M::Inputs) -> ActivationCall<B, M> {
         ActivationCall {
-            method: self,
+            model: self.model.clone(),
+            layer: self.layers[0].clone(),
             inputs,
             args: None,
             attribute_to_layer_input: false,
@@ -64,14 +65,15 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerActivation<B, M> {
 }
 
 /// One Layer Activation call being set up.
-pub struct ActivationCall<'a, B: AutodiffBackend, M: Explainable<B>> {
-    method: &'a LayerActivation<B, M>,
+pub struct ActivationCall<B: AutodiffBackend, M: Explainable<B>> {
+    model: Arc<M::EvalModel>,
+    layer: String,
     inputs: M::Inputs,
     args: Option<M::Args>,
     attribute_to_layer_input: bool,
 }
 
-impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
+impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<B, M> {
     /// The forward's non-attributed arguments (Captum's `additional_forward_args`).
     pub fn additional_forward_args(mut self, args: M::Args) -> Self {
         self.args = Some(args);
@@ -112,6 +114,9 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
         self,
     ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
+        // Whatever this call records in Burn's graph server is freed when it returns.
+        let _sweep =
+            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
         let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
         let batch = path.batch();
         let device = collect(&inputs)[0].flat().device();
@@ -120,7 +125,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
         };
         let side = LayerSide::from_attribute_to_layer_input(self.attribute_to_layer_input);
-        let layer = self.method.layer.clone();
+        let layer = self.layer.clone();
         let call: Call<Eval<B>, M::EvalModel> = Call {
             inputs,
             path,
@@ -134,7 +139,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<'_, B, M> {
             progress: None,
         };
         // The inputs themselves: the path from zeros at α = 1.
-        let (output, watches) = call.forward_at(&self.method.model, &[1.0], &device)?;
+        let (output, watches) = call.forward_at(&self.model, &[1.0], &device)?;
         check_hits(&watches)?;
         crate::engine::check_layer_batch(&watches, batch)?;
         if output.batch() != batch {

@@ -15,6 +15,7 @@
 //! `F(x) − F(x')`; [`AttributeCall::run_with_convergence_delta`] reports the difference.
 
 use core::marker::PhantomData;
+use std::sync::Arc;
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -37,8 +38,8 @@ use crate::{Explainable, InfluenceError};
 /// `internal_batch_size` counts the rows of a pass as in Captum: each pass evaluates one point
 /// more than it has intervals (the next pass starts at that point again).
 pub struct LayerConductance<B: AutodiffBackend, M: Explainable<B>> {
-    model: M::EvalModel,
-    layers: Vec<String>,
+    model: Arc<M::EvalModel>,
+    layers: Arc<[String]>,
     _backend: PhantomData<B>,
 }
 
@@ -85,7 +86,12 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
     ///
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
-    pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<'_, B, M> {
-        AttributeCall::new(&self.model, &self.layers, PathKind::Conductance, inputs)
+    pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
+        AttributeCall::new(
+            self.model.clone(),
+            self.layers.clone(),
+            PathKind::Conductance,
+            inputs,
+        )
     }
 }

@@ -10,11 +10,12 @@
 
 use core::marker::PhantomData;
 use core::ops::Range;
+use std::sync::Arc;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 
-use crate::engine::{Accumulate, Call, Deferred, PathSpace};
+use crate::engine::{Accumulate, Call, Deferred, PathSpace, SweepGraphs};
 use crate::inputs::PathInputs;
 use crate::internal_influence::{EvalArgs, EvalInputs, explained};
 use crate::tensor_group::collect;
@@ -30,8 +31,8 @@ use crate::{
 /// let attr = gxa.attribute(images).target(3).run()?;   // [batch, 32, 8, 8], like conv2
 /// ```
 pub struct LayerGradientXActivation<B: AutodiffBackend, M: Explainable<B>> {
-    model: M::EvalModel,
-    layer: String,
+    model: Arc<M::EvalModel>,
+    layers: Arc<[String]>,
     multiply_by_inputs: bool,
     _backend: PhantomData<B>,
 }
@@ -44,11 +45,10 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, mut layers) = explained(model, vec![layer.into()])?;
-        let layer = layers.remove(0);
+        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
             model,
-            layer,
+            layers,
             multiply_by_inputs: true,
             _backend: PhantomData,
         })
@@ -62,16 +62,18 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
 
     /// The explained layer.
     pub fn layer(&self) -> &str {
-        &self.layer
+        &self.layers[0]
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`).
     ///
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
-    pub fn attribute(&self, inputs: M::Inputs) -> GradientCall<'_, B, M> {
+    pub fn attribute(&self, inputs: M::Inputs) -> GradientCall<B, M> {
         GradientCall {
-            method: self,
+            model: self.model.clone(),
+            layer: self.layers[0].clone(),
+            multiply_by_inputs: self.multiply_by_inputs,
             inputs,
             target: Ok(Target::None),
             args: None,
@@ -82,15 +84,17 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
 
 /// One Layer Gradient × Activation `attribute` call being set up; every argument but
 /// `inputs` has Captum's default.
-pub struct GradientCall<'a, B: AutodiffBackend, M: Explainable<B>> {
-    method: &'a LayerGradientXActivation<B, M>,
+pub struct GradientCall<B: AutodiffBackend, M: Explainable<B>> {
+    model: Arc<M::EvalModel>,
+    layer: String,
+    multiply_by_inputs: bool,
     inputs: M::Inputs,
     target: Result<Target, InfluenceError>,
     args: Option<M::Args>,
     attribute_to_layer_input: bool,
 }
 
-impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
+impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<B, M> {
     /// Which output value to explain (Captum's `target`); see [`Target`].
     pub fn target(mut self, target: impl Into<Target>) -> Self {
         self.target = Ok(target.into());
@@ -146,6 +150,9 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
     ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
         let target = self.target?;
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
+        // Whatever this call records in Burn's graph server is freed when it returns.
+        let _sweep =
+            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
         let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
         let batch = path.batch();
         target.check_count(batch)?;
@@ -154,7 +161,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
         };
         let side = LayerSide::from_attribute_to_layer_input(self.attribute_to_layer_input);
-        let layer = self.method.layer.clone();
+        let layer = self.layer.clone();
         // The path from zeros, at its one point α = 1: the inputs themselves.
         let call: Call<Eval<B>, M::EvalModel> = Call {
             inputs,
@@ -168,12 +175,12 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<'_, B, M> {
             endpoints: false,
             progress: None,
         };
-        let multiply = self.method.multiply_by_inputs;
+        let multiply = self.multiply_by_inputs;
         let new_acc = || Products {
             multiply,
             parts: Vec::new(),
         };
-        let (products, checks, _) = call.run(&self.method.model, 1, new_acc)?;
+        let (products, checks, _) = call.run(&self.model, 1, new_acc)?;
         let attribution = Attribution {
             layer,
             side,

@@ -18,6 +18,7 @@
 //! them at `x`.
 
 use core::marker::PhantomData;
+use std::sync::Arc;
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -37,8 +38,8 @@ use crate::{Explainable, InfluenceError};
 /// let attr = lig.attribute(images).target(3).run()?;
 /// ```
 pub struct LayerIntegratedGradients<B: AutodiffBackend, M: Explainable<B>> {
-    model: M::EvalModel,
-    layer: String,
+    model: Arc<M::EvalModel>,
+    layers: Arc<[String]>,
     multiply_by_inputs: bool,
     _backend: PhantomData<B>,
 }
@@ -51,11 +52,10 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, mut layers) = explained(model, vec![layer.into()])?;
-        let layer = layers.remove(0);
+        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
             model,
-            layer,
+            layers,
             multiply_by_inputs: true,
             _backend: PhantomData,
         })
@@ -70,22 +70,17 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
 
     /// The explained layer.
     pub fn layer(&self) -> &str {
-        &self.layer
+        &self.layers[0]
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`).
     ///
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
-    pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<'_, B, M> {
+    pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
         let kind = PathKind::IntegratedGradients {
             multiply_by_inputs: self.multiply_by_inputs,
         };
-        AttributeCall::new(
-            &self.model,
-            core::slice::from_ref(&self.layer),
-            kind,
-            inputs,
-        )
+        AttributeCall::new(self.model.clone(), self.layers.clone(), kind, inputs)
     }
 }

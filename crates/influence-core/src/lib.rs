@@ -40,6 +40,7 @@ mod error;
 pub mod eval;
 pub mod explainable;
 mod gradient;
+mod inference;
 mod inputs;
 pub mod internal_influence;
 pub mod layer_activation;
@@ -57,11 +58,15 @@ pub use attribution::Attribution;
 pub use baseline::{Baseline, Baselines};
 pub use chunking::step_chunks;
 pub use dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
-pub use decorator::{BinaryOp, Conv2dArgs, Decorator, EvalMode, ExactRecip, Policy};
+pub use decorator::{
+    BinaryOp, Conv2dArgs, Conv2dBackwardArgs, CubeclFixes, Decorator, EvalMode, ExactRecip, Policy,
+    conv2d_x_backward_by_forward,
+};
 pub use error::InfluenceError;
 pub use eval::{Eval, ToEval};
 pub use explainable::Explainable;
 pub use gradient::{LayerGradient, LayerGradients, layer_gradients, layer_gradients_probed};
+pub use inference::{check_layer_names, predict};
 pub use internal_influence::{
     AttributeCall, Converged, InternalInfluence, InternalInfluenceConfig, MAX_TOLERANCE_STEPS,
 };
@@ -69,7 +74,7 @@ pub use layer_activation::{ActivationCall, LayerActivation};
 pub use layer_conductance::LayerConductance;
 pub use layer_gradient_x_activation::{GradientCall, LayerGradientXActivation};
 pub use layer_integrated_gradients::LayerIntegratedGradients;
-pub use probe::{LayerProbe, LayerSide, Probe, Watch, check_layer_names};
+pub use probe::{LayerProbe, LayerSide, Probe, Watch};
 pub use quadrature::{MAX_STEPS, Method, QuadratureRule};
 pub use target::{Target, TargetSelector};
 pub use tensor_group::{TensorGroup, TensorMap};

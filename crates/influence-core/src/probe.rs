@@ -18,7 +18,7 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::{AnyTensor, ForwardArgs, InfluenceError, TensorGroup, TensorMap};
+use crate::{AnyTensor, ForwardArgs, TensorGroup, TensorMap};
 
 /// A model that exposes named layers to attribution methods.
 ///
@@ -70,43 +70,6 @@ pub trait LayerProbe<B: Backend> {
         args: &Self::Args,
         probe: &mut Probe<B>,
     ) -> AnyTensor<B>;
-}
-
-/// Runs one forward of `model` with a [recording](Probe::recording) probe and checks that
-/// [`LayerProbe::layer_names`] lists exactly the layers the forward reaches. Call it in a
-/// test of your model, so that the list cannot drift from the forward.
-///
-/// Returns the reached layers in the order of the forward.
-///
-/// # Errors
-/// [`InfluenceError::LayerNamesMismatch`] naming the layers on one side only.
-pub fn check_layer_names<B: Backend, M: LayerProbe<B>>(
-    model: &M,
-    inputs: M::Inputs,
-    args: &M::Args,
-) -> Result<Vec<String>, InfluenceError> {
-    let mut probe = Probe::recording();
-    let _ = model.forward_probed(inputs, args, &mut probe);
-    let reached = probe.into_recorded();
-    let listed = model.layer_names();
-    let not_listed: Vec<String> = reached
-        .iter()
-        .filter(|n| !listed.contains(n))
-        .cloned()
-        .collect();
-    let not_reached: Vec<String> = listed
-        .iter()
-        .filter(|n| !reached.contains(n))
-        .cloned()
-        .collect();
-    if not_listed.is_empty() && not_reached.is_empty() {
-        Ok(reached)
-    } else {
-        Err(InfluenceError::LayerNamesMismatch {
-            not_listed,
-            not_reached,
-        })
-    }
 }
 
 /// Which tensors of a layer are watched: what it gives (Captum's default) or what it takes
@@ -165,6 +128,8 @@ pub struct Watch<B: Backend> {
     /// A replacement whose element count differs from the tensor it replaces: (expected
     /// shape, replacement shape).
     pub(crate) mismatch: Option<(Vec<usize>, Vec<usize>)>,
+    /// The watch is the input side of a [point](Probe::point), which has none.
+    pub(crate) point_input: bool,
 }
 
 /// What a probe does at a watched layer.
@@ -191,6 +156,8 @@ pub struct Probe<B: Backend> {
     mode: Mode,
     /// The dotted path of the enclosing [`scope`](Probe::scope)s, `""` at the top.
     prefix: String,
+    /// Full names of layers whose input [`input_of`](Probe::input_of) exposed, not yet run.
+    inputs_taken: Vec<String>,
 }
 
 impl<B: Backend> Default for Probe<B> {
@@ -250,7 +217,7 @@ impl<B: Backend> Probe<B> {
 
     /// A probe that records the full name of every layer the forward reaches
     /// ([`Probe::layer`] and [`Probe::point`]), in order, and changes nothing: compare it
-    /// with [`LayerProbe::layer_names`] (see [`check_layer_names`]).
+    /// with [`LayerProbe::layer_names`] (see [`check_layer_names`](crate::check_layer_names)).
     pub fn recording() -> Self {
         Self::with_mode(Vec::<(String, LayerSide)>::new(), Mode::Record(Vec::new()))
     }
@@ -271,10 +238,12 @@ impl<B: Backend> Probe<B> {
                     values: Vec::new(),
                     replacements: None,
                     mismatch: None,
+                    point_input: false,
                 })
                 .collect(),
             mode,
             prefix: String::new(),
+            inputs_taken: Vec::new(),
             joint: false,
         }
     }
@@ -307,30 +276,124 @@ impl<B: Backend> Probe<B> {
         O: TensorGroup<B>,
     {
         self.record(name);
-        let input = self.tap(name, LayerSide::Input, input);
+        let input = self.tap_input(name, input);
         let output = f(input);
         self.tap(name, LayerSide::Output, output)
     }
 
-    /// Exposes a value that has no module of its own (say the sum of a residual branch) as
-    /// a layer named `name` whose input and output are both `value`.
+    /// The full name of `name` in the current scope.
+    fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// Taps the input side of `name`, unless [`input_of`](Self::input_of) already did.
+    fn tap_input<T: TensorGroup<B>>(&mut self, name: &str, input: T) -> T {
+        if !self.inputs_taken.is_empty() {
+            let prefix = self.prefix.as_str();
+            if let Some(k) = self
+                .inputs_taken
+                .iter()
+                .position(|full| full_name_is(full, prefix, name))
+            {
+                self.inputs_taken.swap_remove(k);
+                return input;
+            }
+        }
+        self.tap(name, LayerSide::Input, input)
+    }
+
+    /// Exposes `value` as the input of the layers `names` (called later in this scope, each
+    /// taking this value), before any of its uses: when the input side of one of them is
+    /// watched (`attribute_to_layer_input = true`), `value` is replaced here, so the gradient
+    /// covers every later use of it, not only the path through that layer. Their own
+    /// [`layer`](Self::layer) calls then leave their input as it is.
     ///
-    /// Its output is the value as every later use sees it. Its input
-    /// (`attribute_to_layer_input = true`) is the same value, so both sides give the same
-    /// attribution; a point has no pre-hook of its own as a module has.
+    /// This is what Captum computes: its pre-hook takes the gradient with respect to the
+    /// tensor the module receives, through every use of that tensor. In a residual block the
+    /// block's input feeds both `conv1` and the shortcut, so Captum's attribution to
+    /// `conv1`'s input is the gradient through both:
+    ///
+    /// ```ignore
+    /// let x = probe.input_of(&["conv1", "downsample"], x);
+    /// let out = probe.layer("conv1", x.clone(), |x| self.conv1.forward(x));
+    /// // ...
+    /// let identity = probe.layer("downsample", x, |x| self.downsample.forward(x));
+    /// ```
+    ///
+    /// Without it, the input side of `conv1` is the gradient through `conv1` alone.
+    pub fn input_of<T: TensorGroup<B>>(&mut self, names: &[&str], value: T) -> T {
+        let mut value = value;
+        for name in names {
+            let full = self.full_name(name);
+            value = self.tap(name, LayerSide::Input, value);
+            self.inputs_taken.push(full);
+        }
+        value
+    }
+
+    /// Runs one exposed layer that contains other exposed layers: `f(probe, input)`, with
+    /// the layers inside named `name.<inner>` (as [`scope`](Self::scope) names them), and
+    /// the layer's own input and output watched as [`layer`](Self::layer) watches them.
+    ///
+    /// This is how a model mirrors PyTorch's nested module names, where a block and the
+    /// modules inside it are both layers: torchvision's ResNet exposes `layer3` (a
+    /// `Sequential`) and `layer3.0.conv1` inside it.
+    ///
+    /// ```ignore
+    /// let x = probe.scoped_layer("layer3", x, |probe, x| {
+    ///     let x = probe.scope("0", |probe| self.layer3[0].forward_with(x, probe));
+    ///     probe.scope("1", |probe| self.layer3[1].forward_with(x, probe))
+    /// });
+    /// ```
+    ///
+    /// Side `Input` (`attribute_to_layer_input = true`) is the tensor `f` receives; side
+    /// `Output` is what `f` returns, as every later use sees it.
+    pub fn scoped_layer<I, O>(
+        &mut self,
+        name: &str,
+        input: I,
+        f: impl FnOnce(&mut Self, I) -> O,
+    ) -> O
+    where
+        I: TensorGroup<B>,
+        O: TensorGroup<B>,
+    {
+        self.record(name);
+        let input = self.tap_input(name, input);
+        let output = self.scope(name, |probe| f(probe, input));
+        self.tap(name, LayerSide::Output, output)
+    }
+
+    /// Exposes a value that has no module of its own (say the sum of a residual branch) as
+    /// a layer named `name`: its output is the value as every later use sees it.
+    ///
+    /// A point has no input side (PyTorch has no pre-hook for a value that is not a module's
+    /// input): an attribution to its input (`attribute_to_layer_input = true`) is
+    /// [`InfluenceError::PointHasNoInput`], not the output's attribution under another name.
     pub fn point<T: TensorGroup<B>>(&mut self, name: &str, value: T) -> T {
         self.record(name);
-        let value = self.tap(name, LayerSide::Input, value);
+        let prefix = self.prefix.as_str();
+        for watch in self
+            .watches
+            .iter_mut()
+            .filter(|w| w.side == LayerSide::Input && full_name_is(&w.layer, prefix, name))
+        {
+            watch.hits += 1;
+            watch.point_input = true;
+        }
         self.tap(name, LayerSide::Output, value)
     }
 
     fn record(&mut self, name: &str) {
-        if let Mode::Record(names) = &mut self.mode {
-            names.push(if self.prefix.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{}.{name}", self.prefix)
-            });
+        if matches!(self.mode, Mode::Record(_)) {
+            let full = self.full_name(name);
+            if let Mode::Record(names) = &mut self.mode {
+                names.push(full);
+            }
         }
     }
 

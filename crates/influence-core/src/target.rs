@@ -10,6 +10,7 @@
 //! | `Tuple([j1, .., jk])` | `target=(j1, .., jk)` | `output[i, j1, .., jk]` |
 //! | `PerExample([j_0, ..])` | `target=[j_0, ..]` / a tensor | `output[i, j_i]` |
 //! | `PerExampleTuple([t_0, ..])` | `target=[t_0, ..]`, tuples | `output[i, t_i...]` |
+//! | `Predicted` | `target=model.eval()(x).argmax(1)` | `output[i, argmax_j output(x_i)[j]]`: the class the model predicts for the input |
 //!
 //! What converts into a `Target` follows Captum's split between a tuple and a list, with
 //! Rust's own tuple and list types, so the intent shows in the code:
@@ -23,6 +24,15 @@
 //!
 //! An array (`[2, 7, 0]`) converts to neither, on purpose: it would be read as one or the
 //! other silently.
+//!
+//! `Target::Predicted` explains each example for the class the model predicts for it: the
+//! largest value of its output row at the input itself (`α = 1`), taken from the
+//! attribution's own validation forward, in inference mode, on the device, with no extra
+//! forward and no read back. It is what Captum users write as
+//! `target=model(x).argmax(1)` after `model.eval()`, without the trap of computing the
+//! predictions with a forward that changes the model (a Burn model on an autodiff backend
+//! runs BatchNorm in training mode and moves its running statistics; see
+//! [`predict`](crate::predict)). Ties are broken as Burn's `argmax` breaks them.
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
@@ -42,6 +52,10 @@ pub enum Target {
     PerExample(Vec<usize>),
     /// One index tuple per example.
     PerExampleTuple(Vec<Vec<usize>>),
+    /// Per example, the index of the largest value of its output at the input (the predicted
+    /// class), from the model's inference function. Resolved by an attribution call; see the
+    /// [module docs](self).
+    Predicted,
 }
 
 impl From<usize> for Target {
@@ -130,7 +144,9 @@ impl Target {
     /// - [`InfluenceError::TargetCount`]: per-example targets not one per example;
     /// - [`InfluenceError::TargetArity`]: a tuple without one index per output dim after the
     ///   batch (an `Index` counts as a tuple of one);
-    /// - [`InfluenceError::TargetOutOfRange`]: an index past the end of its dim.
+    /// - [`InfluenceError::TargetOutOfRange`]: an index past the end of its dim;
+    /// - [`InfluenceError::PredictedUnresolved`]: [`Target::Predicted`], which needs the
+    ///   output's values, not only its shape.
     pub fn columns(
         &self,
         batch: usize,
@@ -194,6 +210,7 @@ impl Target {
                     .map(|(e, t)| flat(t, Some(e)))
                     .collect::<Result<_, _>>()?
             }
+            Target::Predicted => return Err(InfluenceError::PredictedUnresolved),
         };
         Ok(Some(cols))
     }
@@ -312,13 +329,46 @@ impl<B: Backend> TargetSelector<B> {
         })
     }
 
+    /// [`resolve`](Self::resolve) for a forward whose step `input_step` is the inputs
+    /// themselves (`α = 1`): a [`Target::Predicted`] is resolved from that step's rows, on the
+    /// device (the largest value of each example's row).
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub fn resolve_at_input(
+        &mut self,
+        output: &AnyTensor<B>,
+        steps: usize,
+        input_step: usize,
+    ) -> Result<(), InfluenceError> {
+        if self.target != Target::Predicted || self.columns.is_some() {
+            return self.resolve(output, steps);
+        }
+        let rows = steps * self.batch;
+        if output.batch() != rows {
+            return Err(InfluenceError::OutputBatch {
+                expected: rows,
+                output_shape: output.shape().to_vec(),
+            });
+        }
+        let at_input = output
+            .flat()
+            .clone()
+            .slice(input_step * self.batch..(input_step + 1) * self.batch);
+        let classes = at_input.argmax(1).reshape([self.batch]);
+        let columns = classes.repeat_dim(0, self.max_steps);
+        self.columns = Some(Some(columns));
+        Ok(())
+    }
+
     /// Checks a forward's output against the target (its batch, and the target against its
     /// shape) and, the first time, uploads the target's columns. Validation forwards call it
     /// before any forward that records a graph.
     ///
     /// # Errors
     /// [`InfluenceError::OutputBatch`] when the output's dim 0 is not `steps * batch`, and the
-    /// errors of [`Target::columns`].
+    /// errors of [`Target::columns`] ([`Target::Predicted`] is resolved by
+    /// [`resolve_at_input`](Self::resolve_at_input) only).
     pub fn resolve(&mut self, output: &AnyTensor<B>, steps: usize) -> Result<(), InfluenceError> {
         let rows = steps * self.batch;
         if output.batch() != rows {
