@@ -325,3 +325,91 @@ fn a_function_that_is_not_the_inference_function_is_refused() {
     );
     assert!(e.to_string().contains("inference"), "{e}");
 }
+
+/// A ResNet with BatchNorm (torchvision's ResNet-18, seeded weights loaded from safetensors),
+/// then every public function the docs show before and around an attribution: the model's
+/// running statistics stay bit-identical, and the attribution still equals Captum's (the
+/// float64 reference of `tests/fixtures/resnet18`). The model's own training-mode forward on
+/// the autodiff backend, by contrast, does move them (what the docs warn about).
+#[test]
+fn nothing_in_the_library_changes_a_resnet() {
+    use burn_influence::{
+        LayerActivation, LayerGradientXActivation, Target, check_layer_names, predict,
+    };
+    use influence_resnet::{ResNet18, fixture, load_torchvision_bytes};
+
+    let bytes = fixture::seeded_safetensors(1000, 0).unwrap();
+    let model: ResNet18<B> = load_torchvision_bytes(bytes, &device()).unwrap();
+    let x = Tensor::<B, 4>::from_data(
+        TensorData::new(fixture::seeded_images(2, 64, 0), [2, 3, 64, 64]),
+        &device(),
+    );
+    let before = snapshot(&model);
+
+    check_layer_names(&model, x.clone(), &()).unwrap();
+    let logits = predict(&model, x.clone(), &())
+        .unwrap()
+        .into_tensor::<2>()
+        .unwrap();
+    let classes = burn_influence::Target::from_tensor(logits.argmax(1)).unwrap();
+    let _ = LayerActivation::new(&model, "layer3")
+        .unwrap()
+        .attribute(x.clone())
+        .run()
+        .unwrap();
+    let _ = LayerGradientXActivation::new(&model, "layer3.0.conv1")
+        .unwrap()
+        .attribute(x.clone())
+        .target(Target::Predicted)
+        .run()
+        .unwrap();
+    let ii = InternalInfluence::new(&model, "layer3").unwrap();
+    let predicted = ii
+        .attribute(x.clone())
+        .target(Target::Predicted)
+        .n_steps(50)
+        .run()
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let given = ii
+        .attribute(x.clone())
+        .target(classes)
+        .n_steps(50)
+        .run()
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(
+        predicted, given,
+        "Target::Predicted is the predicted classes"
+    );
+    assert_eq!(snapshot(&model), before, "the running statistics moved");
+
+    // Captum's float64 attribution of the same case (64×64, layer3's output).
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/resnet18/cases_64.safetensors"),
+    )
+    .unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let reference: Vec<f64> = file
+        .tensor("64/layer3/output")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let scale = reference.iter().fold(0.0f64, |m, r| m.max(r.abs()));
+    let error = predicted
+        .iter()
+        .zip(&reference)
+        .fold(0.0f64, |m, (a, r)| m.max((*a as f64 - r).abs()))
+        / scale;
+    assert!(error < 1e-6, "error {error:.2e} of the largest value");
+
+    // The trap the docs warn about: the model's own forward on an autodiff backend is Burn's
+    // training forward, and moves the running statistics.
+    let _ = model.forward(x);
+    assert_ne!(snapshot(&model), before);
+}
