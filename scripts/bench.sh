@@ -7,7 +7,10 @@
 # usage: bash scripts/bench.sh [--features wgpu] ...   (cargo features for influence-bench)
 # env:   ROUNDS (default 3), REPEATS (timed calls per run, default 5),
 #        CAPTUM_VENV (default ~/.cache/burn-influence/captum-venv), BACKENDS (default: all compiled),
-#        MEM_BACKEND (memory runs, default flex), CHUNK (their internal_batch_size, default 640)
+#        MEM_BACKEND (memory runs, default flex), CHUNK (their internal_batch_size, default 640),
+#        RESNET (default 1; 0 skips resnet18_224, torchvision's ResNet-18 at 224×224, batch 2,
+#        layer3, run without and with internal_batch_size 25: about 10 minutes for 3 rounds),
+#        RESNET_REPEATS (its timed calls per run, default 3)
 # Installs torch and captum from PyPI into CAPTUM_VENV when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +74,44 @@ for (w, b), rs in sorted(ours.items()):
     print(f"{w:<11} {b:<8} {o:>8.4f} {c:>9.4f} {o / c:>12.2f} {floor:>8.4f} {o / floor:>10.2f} {peak:>9.1f}")
 PY
 rm -rf "$out"
+
+# torchvision's ResNet-18 at 224×224 (batch 2, layer3, n_steps 50; seeded weights on our
+# side, torchvision's architecture with seeded weights on Captum's: the time does not depend on
+# the values), without internal batching and with internal_batch_size 25, side by side.
+if [ "${RESNET:-1}" != 0 ]; then
+  RESNET_REPEATS=${RESNET_REPEATS:-3}
+  out=$(mktemp -d)
+  for round in $(seq 1 "$ROUNDS"); do
+    for ibs in none 25; do
+      echo "bench.sh: round $round/$ROUNDS, resnet18_224, internal_batch_size $ibs"
+      flag=(); [ "$ibs" = none ] || flag=(--internal-batch-size "$ibs")
+      "$BENCH" --workload resnet18_224 --repeats "$RESNET_REPEATS" "${flag[@]}" "${backend_flags[@]}" --json "$out/ours-$round-$ibs.json" >/dev/null
+      "$VENV/bin/python" scripts/captum_reference.py --workload resnet18_224 --repeats "$RESNET_REPEATS" "${flag[@]}" --json "$out/captum-$round-$ibs.json" >/dev/null
+    done
+  done
+  echo
+  python3 - "$out" <<'PY'
+import glob, json, statistics, sys
+out = sys.argv[1]
+ours, captum = {}, {}
+for f in glob.glob(f"{out}/ours-*.json"):
+    ibs = f.rsplit("-", 1)[1][:-5]
+    for r in json.load(open(f)):
+        ours.setdefault((ibs, r["backend"]), []).append(r)
+for f in glob.glob(f"{out}/captum-*.json"):
+    ibs = f.rsplit("-", 1)[1][:-5]
+    for w, r in json.load(open(f)).items():
+        captum.setdefault(ibs, []).append(r["median_s"])
+print(f"{'resnet18_224':<12} {'ibs':<5} {'backend':<8} {'ours_s':>8} {'captum_s':>9} {'ours/captum':>12} {'floor_s':>8} {'ours/floor':>10} {'peak_mib':>9}")
+for (ibs, b), rs in sorted(ours.items()):
+    o = statistics.median(r["median_s"] for r in rs)
+    c = statistics.median(captum[ibs])
+    floor = statistics.median(r["floor_s"] for r in rs)
+    peak = max(r["peak_mib"] for r in rs)
+    print(f"{'':<12} {ibs:<5} {b:<8} {o:>8.3f} {c:>9.3f} {o / c:>12.2f} {floor:>8.3f} {o / floor:>10.2f} {peak:>9.1f}")
+PY
+  rm -rf "$out"
+fi
 
 # Memory: with internal_batch_size fixed, peak memory follows the chunk, not n_steps. Each
 # run is its own process, so each peak is its own.

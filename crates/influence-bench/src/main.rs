@@ -26,8 +26,8 @@ use workloads::{Kind, NAMES, Workload, gemm_flops, workload};
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Args {
-    /// Workloads to run (repeat the flag): digits_cnn, mlp_784, cifar_cnn, minilm; default
-    /// the first three (minilm needs the model files, see influence-minilm).
+    /// Workloads to run (repeat the flag): digits_cnn, mlp_784, cifar_cnn, resnet18_224,
+    /// minilm; default the first three (minilm needs the model files, see influence-minilm).
     #[arg(long)]
     workload: Vec<String>,
     /// Backends to run (repeat the flag); default every compiled one.
@@ -64,6 +64,16 @@ struct Args {
     /// time and error of `run_to_tolerance` at 1e-3 and 1e-4, all against 2,000 points.
     #[arg(long)]
     quadrature_study: bool,
+    /// Instead of timing: the ResNet-18 precision study's Rust side. Writes the activations of
+    /// the seeded ResNet-18 (`influence_resnet::fixture`) at a few layers, for the seeded
+    /// batch of 2 images of `--size` pixels scaled by α ∈ {1, 0.5, 0.05} (points of the path
+    /// from a zero baseline), float32, to this safetensors file, on the first backend;
+    /// `scripts/resnet18/precision_study.py` compares them with PyTorch's.
+    #[arg(long)]
+    dump_activations: Option<std::path::PathBuf>,
+    /// Image side for `--dump-activations`.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -126,7 +136,7 @@ fn time_calls(repeats: usize, mut run: impl FnMut()) -> (Vec<f64>, f64) {
 /// Completes `call` with the benchmark's settings (`n_steps`, Gauss-Legendre,
 /// `internal_batch_size`), runs it and reads the result back, which waits for the device.
 fn run_call<B: AutodiffBackend, M: Explainable<B>>(
-    call: AttributeCall<'_, B, M>,
+    call: AttributeCall<B, M>,
     n_steps: usize,
     internal_batch_size: Option<usize>,
     threads: Option<usize>,
@@ -203,6 +213,26 @@ fn time_one<B: AutodiffBackend>(
             });
             (times, peak, workloads::minilm_flops(seq, args.n_steps))
         }
+        Kind::ResNet18 { batch, size } => {
+            let bytes = influence_resnet::fixture::seeded_safetensors(1000, 0).expect("weights");
+            let model: influence_resnet::ResNet18<B> =
+                influence_resnet::load_torchvision_bytes(bytes, device).expect("loads");
+            let x = burn::tensor::Tensor::<B, 4>::from_data(
+                burn::tensor::TensorData::new(
+                    influence_resnet::fixture::seeded_images(*batch, *size, 0),
+                    [*batch, 3, *size, *size],
+                ),
+                device,
+            );
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            let (times, peak) = time_calls(args.repeats, || {
+                let call = ii.attribute(x.clone()).target(Target::Predicted);
+                run_call(call, args.n_steps, args.internal_batch_size, args.threads);
+            });
+            let stage = w.layer.trim_start_matches("layer").parse().unwrap_or(0);
+            let flops = workloads::resnet18_flops(*size, stage, *batch, args.n_steps);
+            (times, peak, flops)
+        }
     };
     let gemm = gemm_flops::<B::InnerBackend>(device, 5);
     Timing {
@@ -240,10 +270,10 @@ fn relative_error(a: &[f32], reference: &[f32], batch: usize) -> f64 {
 
 /// One workload's row of the quadrature study: `make` starts the workload's call; `rows` is
 /// the rows of one 50-point pass, the chunk every run uses (bounded memory at 2,000 points).
-fn study<'a, B: AutodiffBackend, M: Explainable<B> + 'a>(
+fn study<B: AutodiffBackend, M: Explainable<B>>(
     name: &str,
     batch: usize,
-    make: impl Fn() -> AttributeCall<'a, B, M>,
+    make: impl Fn() -> AttributeCall<B, M>,
 ) {
     let rows = 50 * batch;
     let read = |a: burn_influence::Attribution<B::InnerBackend>| a.to_vec().expect("read back");
@@ -325,7 +355,68 @@ fn study_one<B: AutodiffBackend>(w: &Workload, device: &B::Device) {
                     .additional_forward_args(batch.mask.clone())
             });
         }
+        Kind::ResNet18 { .. } => println!("# quadrature study: {} not offered", w.name),
     }
+}
+
+/// The layers of the precision study: every activation that feeds a ReLU (the stem's `bn1`
+/// and each block's `bn1`), the stages' outputs, and the logits.
+pub const STUDY_LAYERS: [&str; 15] = [
+    "bn1",
+    "layer1.0.bn1",
+    "layer1.1.bn1",
+    "layer2.0.bn1",
+    "layer2.1.bn1",
+    "layer3.0.bn1",
+    "layer3.1.bn1",
+    "layer4.0.bn1",
+    "layer4.1.bn1",
+    "layer1",
+    "layer2",
+    "layer3",
+    "layer4",
+    "avgpool",
+    "fc",
+];
+
+/// `--dump-activations`: see [`Args::dump_activations`].
+fn dump_activations<B: AutodiffBackend>(
+    path: &std::path::Path,
+    size: usize,
+    device: &B::Device,
+) -> Result<(), String> {
+    use burn::tensor::{Tensor, TensorData};
+    let bytes =
+        influence_resnet::fixture::seeded_safetensors(1000, 0).map_err(|e| e.to_string())?;
+    let model: influence_resnet::ResNet18<B> =
+        influence_resnet::load_torchvision_bytes(bytes, device).map_err(|e| e.to_string())?;
+    let images = influence_resnet::fixture::seeded_images(2, size, 0);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for alpha in [1.0f32, 0.5, 0.05] {
+        let scaled: Vec<f32> = images.iter().map(|v| alpha * v).collect();
+        let x = Tensor::<B, 4>::from_data(TensorData::new(scaled, [2, 3, size, size]), device);
+        for layer in STUDY_LAYERS {
+            let a = burn_influence::LayerActivation::new(&model, layer)
+                .map_err(|e| e.to_string())?
+                .attribute(x.clone())
+                .run()
+                .map_err(|e| e.to_string())?;
+            let shape = a.shape().map_err(|e| e.to_string())?.to_vec();
+            let values = a.to_vec().map_err(|e| e.to_string())?;
+            let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((format!("{alpha}/{layer}"), shape, raw));
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(n, shape, raw)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), raw)
+                .map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn compiled_backends() -> Vec<&'static str> {
@@ -392,12 +483,15 @@ fn main() -> ExitCode {
     for n in &names {
         match workload(n) {
             Some(w) => workloads.push(w),
+            None if n == "resnet18_224" => workloads.push(workloads::resnet18_224()),
             None if n == "minilm" => match influence_minilm::find_model_dir(None) {
                 Ok(dir) => workloads.push(workloads::minilm(dir)),
                 Err(e) => println!("# minilm: skipped: {e}"),
             },
             None => {
-                eprintln!("error: --workload {n:?}: unknown; choose from {NAMES:?} or minilm");
+                eprintln!(
+                    "error: --workload {n:?}: unknown; choose from {NAMES:?}, resnet18_224 or minilm"
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -410,6 +504,38 @@ fn main() -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
+    }
+    if let Some(path) = &args.dump_activations {
+        let written = match backends[0].as_str() {
+            #[cfg(feature = "flex")]
+            "flex" => dump_activations::<burn_influence::flex::Backend>(
+                path,
+                args.size,
+                &burn_influence::flex::device(),
+            ),
+            #[cfg(feature = "ndarray")]
+            "ndarray" => dump_activations::<burn_influence::ndarray::Backend>(
+                path,
+                args.size,
+                &burn_influence::ndarray::device(),
+            ),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => dump_activations::<burn_influence::wgpu::Backend>(
+                path,
+                args.size,
+                &burn_influence::wgpu::device(),
+            ),
+            other => Err(format!(
+                "--dump-activations: backend {other} not offered here"
+            )),
+        };
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.quadrature_study {
         println!(
@@ -437,12 +563,18 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.ablation != Ablation::None
-        && workloads.iter().any(|w| matches!(w.kind, Kind::MiniLm(_)))
+        && workloads
+            .iter()
+            .any(|w| !matches!(w.kind, Kind::Sequential(_)))
     {
         eprintln!("error: --ablation applies to the sequential workloads only");
         return ExitCode::FAILURE;
     }
-    if !args.layers.is_empty() && workloads.iter().any(|w| matches!(w.kind, Kind::MiniLm(_))) {
+    if !args.layers.is_empty()
+        && workloads
+            .iter()
+            .any(|w| !matches!(w.kind, Kind::Sequential(_)))
+    {
         eprintln!("error: --layers applies to the sequential workloads only");
         return ExitCode::FAILURE;
     }

@@ -15,6 +15,63 @@ pub enum Kind {
     Sequential(Net),
     /// all-MiniLM-L6-v2 from this directory: the similarity of one sentence to a query.
     MiniLm(std::path::PathBuf),
+    /// torchvision's ResNet-18 with the seeded weights of `influence_resnet::fixture`, a batch
+    /// of seeded images `[batch, 3, size, size]`, each explained for its predicted class.
+    ResNet18 {
+        /// Images in the batch.
+        batch: usize,
+        /// Their side in pixels.
+        size: usize,
+    },
+}
+
+/// The `resnet18_224` workload: torchvision's ResNet-18 at 224×224, batch 2, layer3
+/// (`scripts/captum_reference.py --workload resnet18_224`).
+pub fn resnet18_224() -> Workload {
+    Workload {
+        name: "resnet18_224",
+        kind: Kind::ResNet18 {
+            batch: 2,
+            size: 224,
+        },
+        layer: "layer3",
+    }
+}
+
+/// The convolutions of ResNet-18 for a `size`×`size` input, in forward order: `(stage,
+/// multiply-adds per example)`, stage 0 for the stem (conv1), 1 to 4 for `layer1`..`layer4`.
+fn resnet18_convs(size: usize) -> Vec<(usize, usize)> {
+    let out = |s: usize, k: usize, stride: usize| (s + 2 * (k / 2) - k) / stride + 1;
+    let mut convs = Vec::new();
+    let mut s = out(size, 7, 2);
+    convs.push((0, 64 * 3 * 49 * s * s));
+    s = out(s, 3, 2); // max-pool
+    let mut c_in = 64;
+    for (stage, c) in [64usize, 128, 256, 512].into_iter().enumerate() {
+        for block in 0..2 {
+            let stride = if block == 0 && stage > 0 { 2 } else { 1 };
+            let s_out = out(s, 3, stride);
+            let first_in = if block == 0 { c_in } else { c };
+            convs.push((stage + 1, c * first_in * 9 * s_out * s_out));
+            convs.push((stage + 1, c * c * 9 * s_out * s_out));
+            if block == 0 && stage > 0 {
+                convs.push((stage + 1, c * c_in * s_out * s_out));
+            }
+            s = s_out;
+        }
+        c_in = c;
+    }
+    convs
+}
+
+/// FLOPs of one ResNet-18 attribution at the output of `layer{stage}`: the whole forward,
+/// and the input gradients of the stages after it (their convolutions again), per example
+/// and point; the fully connected layer and the elementwise work are left out (< 1%).
+pub fn resnet18_flops(size: usize, stage: usize, batch: usize, n_steps: usize) -> f64 {
+    let convs = resnet18_convs(size);
+    let forward: usize = convs.iter().map(|c| c.1).sum();
+    let backward: usize = convs.iter().filter(|c| c.0 > stage).map(|c| c.1).sum();
+    2.0 * (forward + backward) as f64 * (batch * n_steps) as f64
 }
 
 /// A sequential model of a standard workload, and the shape of its input batch.
@@ -287,6 +344,14 @@ pub fn gemm_flops<B: Backend>(device: &B::Device, repeats: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resnet18_has_torchvisions_multiply_adds() {
+        // torchvision's documented 1.81 GFLOPS (multiply-adds) for ResNet-18 at 224×224,
+        // of which the fully connected layer is 0.5 M.
+        let macs: usize = resnet18_convs(224).iter().map(|c| c.1).sum();
+        assert_eq!(macs, 1_813_561_344);
+    }
 
     #[test]
     fn macs_of_the_digits_cnn() {
