@@ -134,7 +134,14 @@ fn draw(
             .x_labels(0)
             .y_labels(7)
             .y_desc("influence")
-            .y_label_formatter(&|v| format!("{v:.1e}"))
+            // The middle tick is 0 up to rounding of the symmetric range: shown as 0.
+            .y_label_formatter(&|v| {
+                if v.abs() < 1e-6 * scale {
+                    "0".into()
+                } else {
+                    format!("{v:.1e}")
+                }
+            })
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(e)?;
@@ -179,16 +186,31 @@ fn draw(
         })
         .x_desc("channel")
         .y_desc("total influence")
-        .y_label_formatter(&|v| format!("{v:.1e}"))
+        .y_label_formatter(&|v| {
+            if v.abs() < 1e-6 * top {
+                "0".into()
+            } else {
+                format!("{v:.1e}")
+            }
+        })
         .label_style(("sans-serif", 11))
         .draw()
         .map_err(e)?;
-    c.draw_series(
-        Histogram::vertical(&c)
-            .style(RGBColor(200, 60, 50).filled())
-            .margin(6)
-            .data(fig.experts.iter().enumerate().map(|(i, (_, v))| (i, *v))),
-    )
-    .map_err(e)?;
+    // Positive influence red, negative blue, as in the map's colour scale.
+    for (sign, colour) in [(1f32, RGBColor(200, 60, 50)), (-1.0, RGBColor(50, 90, 200))] {
+        c.draw_series(
+            Histogram::vertical(&c)
+                .style(colour.filled())
+                .margin(6)
+                .data(
+                    fig.experts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (_, v))| v.signum() == sign)
+                        .map(|(i, (_, v))| (i, *v)),
+                ),
+        )
+        .map_err(e)?;
+    }
     Ok(())
 }
