@@ -373,7 +373,7 @@ impl<B: Backend> Probe<B> {
     ///
     /// A point has no input side (PyTorch has no pre-hook for a value that is not a module's
     /// input): an attribution to its input (`attribute_to_layer_input = true`) is
-    /// [`InfluenceError::PointHasNoInput`], not the output's attribution under another name.
+    /// [`InfluenceError::PointHasNoInput`](crate::InfluenceError::PointHasNoInput), not the output's attribution under another name.
     pub fn point<T: TensorGroup<B>>(&mut self, name: &str, value: T) -> T {
         self.record(name);
         let prefix = self.prefix.as_str();
