@@ -11,7 +11,7 @@
 #        RESNET (default 1; 0 skips resnet18_224, torchvision's ResNet-18 at 224×224, batch 2,
 #        layer3, run without and with internal_batch_size 25: about 10 minutes for 3 rounds),
 #        RESNET_REPEATS (its timed calls per run, default 3)
-# Installs torch and captum from PyPI into CAPTUM_VENV when they are missing.
+# Installs torch, torchvision (resnet18_224), captum and transformers from PyPI into CAPTUM_VENV when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -28,11 +28,11 @@ for d in "${candidates[@]}"; do
 done
 [[ " ${WORKLOADS[*]} " == *" minilm "* ]] || echo "bench.sh: minilm workload skipped: no model files (${candidates[*]})"
 
-if ! "$VENV/bin/python" -c "import torch, captum, transformers" 2>/dev/null; then
-  echo "bench.sh: installing torch, captum and transformers into $VENV (CPU is enough; a few GB)"
+if ! "$VENV/bin/python" -c "import torch, torchvision, captum, transformers" 2>/dev/null; then
+  echo "bench.sh: installing torch, torchvision, captum and transformers into $VENV (CPU is enough; a few GB)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q torch captum transformers
+  "$VENV/bin/pip" install -q torch torchvision captum transformers
 fi
 "$VENV/bin/python" -c "import torch, captum; print(f'bench.sh: torch {torch.__version__}, captum {captum.__version__}, {torch.get_num_threads()} threads')"
 

@@ -6,7 +6,7 @@ benchmark workloads. Run it beside the project's own benchmark of the same workl
 to get a side-by-side ratio on the same machine in the same minute.
 
 Needs: pip install torch captum   (CPU is enough)
-usage: captum_reference.py [--workload NAME ...] [--repeats N] [--json OUT]
+usage: captum_reference.py [--workload NAME ...] [--repeats N] [--n-steps N] [--internal-batch-size N] [--json OUT]
 Prints one line per workload: name, median seconds per attribute() call, min, max.
 """
 import argparse, json, statistics, time
