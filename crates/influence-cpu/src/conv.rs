@@ -472,15 +472,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The direct sums, in float64: `y[b, o, oy, ox] = Σ w[o, c, ky, kx] · x[b, c, iy, ix]`.
-    fn naive_forward(x: &[f32], w: &[f32], g: &Geometry) -> Vec<f64> {
+    /// Calls `tap(y, x, w)` with the flat indices of every output, input and weight element
+    /// that meet in one product of the convolution (padding skipped), in the order of the
+    /// direct sums: batch, output channel, output row and column, then input channel and
+    /// kernel row and column.
+    fn for_each_tap(g: &Geometry, mut tap: impl FnMut(usize, usize, usize)) {
         let [oh, ow] = g.out_hw().unwrap();
-        let mut y = vec![0.0f64; g.batch * g.c_out * oh * ow];
+        let (h, w) = (g.height as isize, g.width as isize);
         for b in 0..g.batch {
             for o in 0..g.c_out {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let mut s = 0.0f64;
+                        let yi = ((b * g.c_out + o) * oh + oy) * ow + ox;
                         for c in 0..g.c_in {
                             for ky in 0..g.kernel[0] {
                                 for kx in 0..g.kernel[1] {
@@ -488,65 +491,36 @@ mod tests {
                                         - g.padding[0] as isize;
                                     let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
                                         - g.padding[1] as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= g.height as isize
-                                        || ix >= g.width as isize
-                                    {
+                                    if iy < 0 || ix < 0 || iy >= h || ix >= w {
                                         continue;
                                     }
-                                    let xv = x[((b * g.c_in + c) * g.height + iy as usize)
-                                        * g.width
-                                        + ix as usize];
-                                    let wv =
-                                        w[((o * g.c_in + c) * g.kernel[0] + ky) * g.kernel[1] + kx];
-                                    s += xv as f64 * wv as f64;
+                                    let xi = ((b * g.c_in + c) * g.height + iy as usize) * g.width
+                                        + ix as usize;
+                                    let wi =
+                                        ((o * g.c_in + c) * g.kernel[0] + ky) * g.kernel[1] + kx;
+                                    tap(yi, xi, wi);
                                 }
                             }
                         }
-                        y[((b * g.c_out + o) * oh + oy) * ow + ox] = s;
                     }
                 }
             }
         }
+    }
+
+    /// The direct sums, in float64: `y[b, o, oy, ox] = Σ w[o, c, ky, kx] · x[b, c, iy, ix]`.
+    fn naive_forward(x: &[f32], w: &[f32], g: &Geometry) -> Vec<f64> {
+        let [oh, ow] = g.out_hw().unwrap();
+        let mut y = vec![0.0f64; g.batch * g.c_out * oh * ow];
+        for_each_tap(g, |yi, xi, wi| y[yi] += x[xi] as f64 * w[wi] as f64);
         y
     }
 
     /// The input gradient by its definition: `dx[b, c, iy, ix] = Σ dy · w` over every
     /// output that read `x[b, c, iy, ix]`, in float64.
     fn naive_x_backward(dy: &[f32], w: &[f32], g: &Geometry) -> Vec<f64> {
-        let [oh, ow] = g.out_hw().unwrap();
         let mut dx = vec![0.0f64; g.batch * g.c_in * g.height * g.width];
-        for b in 0..g.batch {
-            for o in 0..g.c_out {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let d = dy[((b * g.c_out + o) * oh + oy) * ow + ox] as f64;
-                        for c in 0..g.c_in {
-                            for ky in 0..g.kernel[0] {
-                                for kx in 0..g.kernel[1] {
-                                    let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
-                                        - g.padding[0] as isize;
-                                    let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
-                                        - g.padding[1] as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= g.height as isize
-                                        || ix >= g.width as isize
-                                    {
-                                        continue;
-                                    }
-                                    let wv =
-                                        w[((o * g.c_in + c) * g.kernel[0] + ky) * g.kernel[1] + kx];
-                                    dx[((b * g.c_in + c) * g.height + iy as usize) * g.width
-                                        + ix as usize] += d * wv as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        for_each_tap(g, |yi, xi, wi| dx[xi] += dy[yi] as f64 * w[wi] as f64);
         dx
     }
 

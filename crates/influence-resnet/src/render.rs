@@ -134,14 +134,7 @@ fn draw(
             .x_labels(0)
             .y_labels(7)
             .y_desc("influence")
-            // The middle tick is 0 up to rounding of the symmetric range: shown as 0.
-            .y_label_formatter(&|v| {
-                if v.abs() < 1e-6 * scale {
-                    "0".into()
-                } else {
-                    format!("{v:.1e}")
-                }
-            })
+            .y_label_formatter(&|v| tick(*v, scale))
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(e)?;
@@ -186,13 +179,7 @@ fn draw(
         })
         .x_desc("channel")
         .y_desc("total influence")
-        .y_label_formatter(&|v| {
-            if v.abs() < 1e-6 * top {
-                "0".into()
-            } else {
-                format!("{v:.1e}")
-            }
-        })
+        .y_label_formatter(&|v| tick(*v, top))
         .label_style(("sans-serif", 11))
         .draw()
         .map_err(e)?;
@@ -213,4 +200,14 @@ fn draw(
         .map_err(e)?;
     }
     Ok(())
+}
+
+/// An axis label in scientific notation; a tick within rounding of 0 on an axis that reaches
+/// `scale` (plotters' ticks of a symmetric range land at about 1e-17) is shown as 0.
+fn tick(v: f32, scale: f32) -> String {
+    if v.abs() < 1e-6 * scale {
+        "0".into()
+    } else {
+        format!("{v:.1e}")
+    }
 }
