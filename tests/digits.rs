@@ -66,7 +66,8 @@ fn shortened_run_trains_explains_and_writes_its_files() {
     for class in 0..10 {
         let png = out.join(format!("class_{class}.png"));
         let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
-        assert_eq!(img.width(), 3 * 64 + 4 * 4);
+        // Three panels of 150 pixels (input, influence, overlay) and the colour bar.
+        assert_eq!(img.width(), 3 * 150 + 120);
     }
     image::open(out.join("overview.png")).unwrap();
     let json: serde_json::Value =

@@ -17,16 +17,16 @@
 //!    ([`InfluenceError::NotInferenceFunction`]).
 
 use core::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::gradient::{LayerGradients, check_hits, layer_gradients_probed};
-use crate::inputs::PathInputs;
-use crate::target::TargetSelector;
+use crate::inputs::{At, PathInputs};
+use crate::panics::{panic_message, quietly};
+use crate::quantity::TargetSelector;
 use crate::tensor_group::collect;
 use crate::{
-    AnyTensor, Expansion, ForwardArgs, InfluenceError, LayerProbe, LayerSide, Probe, Target,
+    AnyTensor, Expansion, ForwardArgs, InfluenceError, LayerProbe, LayerSide, Probe, Quantity,
 };
 
 /// Relative tolerance of the inference-function guard: rows of two forwards of the same
@@ -68,9 +68,11 @@ pub(crate) struct Call<B: AutodiffBackend, M: LayerProbe<B>> {
     pub inputs: M::Inputs,
     pub path: PathInputs<B>,
     pub args: M::Args,
-    pub target: Target,
+    /// The quantity of interest (Captum's `target`, or another).
+    pub quantity: Quantity<B>,
     pub layers: Vec<(String, LayerSide)>,
-    /// The quadrature points, in order.
+    /// The quadrature points, in order (with given points, [`PathInputs::with_points`], one
+    /// per point, unused: the passes take the points themselves).
     pub alphas: Vec<f64>,
     /// Ranges of step indices, one forward/backward pass each (they may overlap).
     pub chunks: Vec<Range<usize>>,
@@ -187,7 +189,7 @@ where
         let groups = split(&self.chunks, threads).len();
         let device = collect(&self.inputs)[0].flat().device();
         // A GPU backend's single pass stays on the calling thread, as it always did.
-        if groups == 1 && !crate::internal_influence::cpu_backend::<B>(&device) {
+        if groups == 1 && !cpu_backend::<B>(&device) {
             return self.run_on(model, threads, &new_acc, None);
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -211,7 +213,8 @@ where
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
         let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        let mut selector = TargetSelector::new(self.target.clone(), batch, max_steps.max(3));
+        let mut selector =
+            TargetSelector::for_quantity(self.quantity.clone(), batch, max_steps.max(3));
         let (reference, endpoints, layer_guard) = self.validate(model, &mut selector, &device)?;
 
         let n = self.alphas.len();
@@ -232,7 +235,8 @@ where
                         (x, Probe::replacing(self.layer_path(ends, at)))
                     }
                     _ => (
-                        self.path.interpolate(self.inputs.clone(), at),
+                        self.path
+                            .interpolate(self.inputs.clone(), at, chunk.clone()),
                         Probe::watching(self.layers.iter().cloned()),
                     ),
                 };
@@ -346,8 +350,8 @@ where
             .collect()
     }
 
-    /// The validation forward, untracked: the inputs at `alphas[0]` and at 1 (0 if
-    /// `alphas[0]` is 1), and at 0 as well when the end points are needed. Returns the output
+    /// The validation forward, untracked: the inputs at `alphas[0]` (or at the first given
+    /// point) and at 1 (0 if `alphas[0]` is 1), and at 0 as well when the end points are needed. Returns the output
     /// rows at `alphas[0]`, `[batch, values per example]`; the end points when asked for; and,
     /// for a path in layer space (whose passes do not run the inputs at `alphas[0]`), the
     /// guard's reading from a second forward of the inputs alone.
@@ -366,14 +370,19 @@ where
         InfluenceError,
     > {
         let batch = self.path.batch();
-        let first = self.alphas[0];
-        let endpoints = self.endpoints || self.space == PathSpace::Layer;
-        let points = if endpoints {
-            vec![first, 1.0, 0.0]
-        } else if first == 1.0 {
-            vec![first, 0.0]
+        let first = if self.path.has_points() {
+            At::Point(0)
         } else {
-            vec![first, 1.0]
+            At::Alpha(self.alphas[0])
+        };
+        let endpoints = self.endpoints || self.space == PathSpace::Layer;
+        let (input, baseline) = (At::Alpha(1.0), At::Alpha(0.0));
+        let points = if endpoints {
+            vec![first, input, baseline]
+        } else if first == input {
+            vec![first, baseline]
+        } else {
+            vec![first, input]
         };
         let (output, watches) = self.forward_at(model, &points, device)?;
         check_hits(&watches)?;
@@ -382,7 +391,7 @@ where
         // The inputs themselves are the step at α = 1: a predicted target is read there.
         let input_step = points
             .iter()
-            .position(|&p| p == 1.0)
+            .position(|&p| p == input)
             .expect("α = 1 is evaluated");
         selector.resolve_at_input(&output, n, input_step)?;
         let inner_rows = |o: &AnyTensor<B>, rows: Range<usize>| {
@@ -419,7 +428,7 @@ where
         };
         let guard = if self.space == PathSpace::Layer {
             // The same inputs in a forward of other rows must give the same outputs.
-            let (alone, _) = self.forward_at(model, &[1.0], device)?;
+            let (alone, _) = self.forward_at(model, &[At::Alpha(1.0)], device)?;
             let at_one = inner_rows(&output, batch..2 * batch);
             let alone = inner_rows(&alone, 0..batch);
             Some(((alone - at_one.clone()).abs().max(), at_one.abs().max()))
@@ -434,13 +443,13 @@ where
     pub(crate) fn forward_at(
         &self,
         model: &M,
-        points: &[f64],
+        points: &[At],
         device: &B::Device,
     ) -> Result<(AnyTensor<B>, Vec<crate::Watch<B>>), InfluenceError> {
         let _ = device;
         let batch = self.path.batch();
         let n = points.len();
-        let x = self.path.at_points(self.inputs.clone(), points);
+        let x = self.path.at(self.inputs.clone(), points);
         let expansion = Expansion::new(batch, n);
         let forward = quietly(|| {
             let args = self.args.expand(&expansion);
@@ -476,34 +485,6 @@ pub(crate) fn check_layer_batch<B: Backend>(
         }
     }
     Ok(())
-}
-
-std::thread_local! {
-    /// Whether this thread is inside [`quietly`].
-    static QUIET: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
-}
-
-/// Runs `f`, catching a panic as an `Err` with its payload, without the panic hook printing
-/// it: a model that panics on bad input gives a typed error, not a message and a backtrace on
-/// stderr per bad request.
-///
-/// The first call installs a panic hook that stays silent for threads inside `quietly` and
-/// hands every other panic to the hook that was there before (Rust's default one, or the
-/// program's own).
-pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(|q| q.get()) {
-                previous(info);
-            }
-        }));
-    });
-    let was = QUIET.with(|q| q.replace(true));
-    let result = catch_unwind(AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(was));
-    result
 }
 
 /// Frees the entries that operations without a backward pass left in Burn's autodiff graph
@@ -612,10 +593,22 @@ fn split(chunks: &[Range<usize>], threads: usize) -> Vec<Vec<Range<usize>>> {
     out
 }
 
-pub(crate) fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "the model panicked".to_string())
+/// Whether `B` is one of Burn's CPU backends (recognised by name, through any decorators and
+/// autodiff: flex, ndarray, candle).
+pub(crate) fn cpu_backend<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    ["flex", "ndarray", "candle"]
+        .iter()
+        .any(|b| name.contains(b))
+}
+
+/// The threads a call uses when the caller does not say: the machine's cores on Burn's CPU
+/// backends (recognised by name: flex, ndarray, candle), one elsewhere (a GPU runs one pass
+/// at a time best).
+pub(crate) fn default_threads<B: Backend>(device: &B::Device) -> usize {
+    if cpu_backend::<B>(device) {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    }
 }

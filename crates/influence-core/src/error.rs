@@ -324,6 +324,126 @@ pub enum InfluenceError {
     )]
     PredictedUnresolved,
 
+    /// A [`Quantity::Function`](crate::Quantity::Function) did not return one value per row
+    /// of the model's output.
+    #[error(
+        "quantity: the function returned a tensor of shape {got:?} for an output of shape {output_shape:?}; it must return one value per row, [{rows}]"
+    )]
+    QuantityShape {
+        /// The shape it returned.
+        got: Vec<usize>,
+        /// The rows of the output it was given.
+        rows: usize,
+        /// The output's shape (rows are the examples at several points).
+        output_shape: Vec<usize>,
+    },
+
+    /// A [`Quantity::Function`](crate::Quantity::Function) panicked on the model's output.
+    #[error("quantity: the function panicked on the model's output: {message}")]
+    QuantityPanicked {
+        /// The panic's message.
+        message: String,
+    },
+
+    /// A [`Distribution::Points`](crate::Distribution::Points) without points.
+    #[error("distribution: Distribution::Points needs at least one point")]
+    NoPoints,
+
+    /// A given point without one tensor per input of the model.
+    #[error("distribution: point {point} has {got} tensors; the model takes {expected} inputs")]
+    PointInputs {
+        /// The point (0-based).
+        point: usize,
+        /// The model's inputs.
+        expected: usize,
+        /// The point's tensors.
+        got: usize,
+    },
+
+    /// A given point whose tensor is not shaped like the input it stands for.
+    #[error(
+        "distribution: point {point}, input {input} has shape {got:?}; it must have the input's shape {expected:?}"
+    )]
+    PointShape {
+        /// The point (0-based).
+        point: usize,
+        /// The input (0-based).
+        input: usize,
+        /// The input's shape, `[batch, ...]`.
+        expected: Vec<usize>,
+        /// The point's shape.
+        got: Vec<usize>,
+    },
+
+    /// Given points and their weights do not pair up.
+    #[error("distribution: {points} points and {weights} weights; give one weight per point")]
+    PointWeights {
+        /// Points given.
+        points: usize,
+        /// Weights given.
+        weights: usize,
+    },
+
+    /// A weight of a distribution that is not a finite number.
+    #[error("distribution: weight {index} is {value}; weights must be finite")]
+    BadWeight {
+        /// The weight's position.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+
+    /// A distribution of interest that the method does not take.
+    #[error(
+        "distribution: {method} takes the straight path from the baselines only; Distribution::{distribution} is for InternalInfluence"
+    )]
+    UnsupportedDistribution {
+        /// The method.
+        method: &'static str,
+        /// The distribution asked for.
+        distribution: &'static str,
+    },
+
+    /// A setting that the method does not take.
+    #[error("{option}: not for {method}; it is an option of InternalInfluence")]
+    NotForMethod {
+        /// The setting.
+        option: &'static str,
+        /// The method.
+        method: &'static str,
+    },
+
+    /// A noise type that is not one of Captum's.
+    #[error("nt_type: unknown noise type `{name}`; expected smoothgrad, smoothgrad_sq or vargrad")]
+    UnknownNoiseType {
+        /// The string given.
+        name: String,
+    },
+
+    /// A noise tunnel without noise samples.
+    #[error("noise_tunnel: at least one noise sample is needed (nt_samples > 0)")]
+    NoNoise,
+
+    /// A noise standard deviation that is negative or not finite.
+    #[error("noise_tunnel: stdev is {stdev}; it must be a finite number >= 0")]
+    BadStdev {
+        /// The value given.
+        stdev: f64,
+    },
+
+    /// A given noise sample not shaped like the inputs.
+    #[error(
+        "noise_tunnel: noise sample {sample} has shapes {got:?}; it must have the inputs' shapes {expected:?}"
+    )]
+    NoiseShape {
+        /// The sample (0-based).
+        sample: usize,
+        /// The inputs' shapes.
+        expected: Vec<Vec<usize>>,
+        /// The sample's shapes.
+        got: Vec<Vec<usize>>,
+    },
+
     /// `attribute_to_layer_input` on a [point](crate::Probe::point): a value exposed with
     /// `Probe::point` has an output side only.
     #[error(

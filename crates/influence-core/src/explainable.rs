@@ -67,3 +67,9 @@ where
         self.valid().train::<Eval<B>>().no_grad()
     }
 }
+
+/// The inputs of `M`'s copy on [`Eval<B>`].
+pub(crate) type EvalInputs<B, M> =
+    <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Inputs;
+/// The additional forward arguments of `M`'s copy on [`Eval<B>`].
+pub(crate) type EvalArgs<B, M> = <<M as Explainable<B>>::EvalModel as LayerProbe<Eval<B>>>::Args;

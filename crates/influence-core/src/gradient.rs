@@ -10,7 +10,7 @@
 
 use burn::tensor::{Tensor, backend::AutodiffBackend};
 
-use crate::target::TargetSelector;
+use crate::quantity::TargetSelector;
 use crate::{AnyTensor, InfluenceError, LayerProbe, LayerSide, Probe, Watch};
 
 /// The gradient of the explained output with respect to one watched layer, and the layer's

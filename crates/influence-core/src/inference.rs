@@ -16,9 +16,10 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::engine::{SweepGraphs, panic_message, quietly};
+use crate::engine::SweepGraphs;
+use crate::explainable::{EvalArgs, EvalInputs};
 use crate::inputs::PathInputs;
-use crate::internal_influence::{EvalArgs, EvalInputs};
+use crate::panics::{panic_message, quietly};
 use crate::tensor_group::collect;
 use crate::{AnyTensor, Baselines, Eval, Explainable, InfluenceError, LayerProbe, Probe, ToEval};
 

@@ -23,6 +23,18 @@ struct Path<B: Backend> {
     diff: Tensor<B, 2>,
     /// `x` itself, `[batch, features]`.
     input: Tensor<B, 2>,
+    /// Points given instead of the line ([`PathInputs::with_points`]), `[points, batch,
+    /// features]`.
+    given: Option<Tensor<B, 3>>,
+}
+
+/// A point at which the validation forward evaluates the inputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum At {
+    /// `x' + α (x − x')`; at α = 1 the inputs themselves, at α = 0 the baselines.
+    Alpha(f64),
+    /// Given point `k` ([`PathInputs::with_points`]).
+    Point(usize),
 }
 
 /// The validated inputs and baselines of one `attribute` call.
@@ -128,6 +140,7 @@ impl<B: Backend> PathInputs<B> {
                 start,
                 diff,
                 input,
+                given: None,
             });
         }
         Ok(Self {
@@ -136,6 +149,57 @@ impl<B: Backend> PathInputs<B> {
             checked,
             to_check,
         })
+    }
+
+    /// Replaces the line from the baselines to the inputs by given points (a distribution of
+    /// interest given point by point): `points[k]` holds one tensor per input, each shaped
+    /// like that input. The passes then evaluate the points instead of `x' + α (x − x')`.
+    ///
+    /// # Errors
+    /// [`InfluenceError::NoPoints`] for no points; [`InfluenceError::PointInputs`] for a point
+    /// without one tensor per input; [`InfluenceError::PointShape`] for a point whose
+    /// tensors are not shaped like the inputs.
+    pub(crate) fn with_points(
+        mut self,
+        points: Vec<Vec<AnyTensor<B>>>,
+    ) -> Result<Self, InfluenceError> {
+        if points.is_empty() {
+            return Err(InfluenceError::NoPoints);
+        }
+        let mut stacks: Vec<Vec<Tensor<B, 3>>> = vec![Vec::new(); self.paths.len()];
+        for (k, point) in points.into_iter().enumerate() {
+            if point.len() != self.paths.len() {
+                return Err(InfluenceError::PointInputs {
+                    point: k,
+                    expected: self.paths.len(),
+                    got: point.len(),
+                });
+            }
+            for (i, (t, path)) in point.into_iter().zip(&self.paths).enumerate() {
+                if t.shape() != path.shape.as_slice() {
+                    return Err(InfluenceError::PointShape {
+                        point: k,
+                        input: i,
+                        expected: path.shape.clone(),
+                        got: t.shape().to_vec(),
+                    });
+                }
+                let flat = t.into_flat();
+                self.checked.push(("points", i));
+                self.to_check.push(flat.clone());
+                stacks[i].push(flat.unsqueeze::<3>());
+            }
+        }
+        for (path, stack) in self.paths.iter_mut().zip(stacks) {
+            path.given = Some(Tensor::cat(stack, 0));
+        }
+        Ok(self)
+    }
+
+    /// Whether the points are given ([`with_points`](Self::with_points)) rather than on the
+    /// line.
+    pub(crate) fn has_points(&self) -> bool {
+        self.paths.first().is_some_and(|p| p.given.is_some())
     }
 
     /// Examples in the batch.
@@ -171,10 +235,16 @@ impl<B: Backend> PathInputs<B> {
     /// model's input type (`template` gives the types and the order).
     ///
     /// # Shapes
-    /// - alphas: `[steps]`
+    /// - alphas: `[steps]`, the points of the steps `chunk` (given points: the steps `chunk`
+    ///   of them)
     /// - each returned input: `[steps * batch, ...]` (row `k * batch + i` is example `i` at
     ///   `alphas[k]`)
-    pub(crate) fn interpolate<G: TensorGroup<B>>(&self, template: G, alphas: Tensor<B, 1>) -> G {
+    pub(crate) fn interpolate<G: TensorGroup<B>>(
+        &self,
+        template: G,
+        alphas: Tensor<B, 1>,
+        chunk: core::ops::Range<usize>,
+    ) -> G {
         let steps = alphas.dims()[0];
         let a = alphas.reshape([steps, 1, 1]);
         let flats = self
@@ -183,14 +253,18 @@ impl<B: Backend> PathInputs<B> {
             .map(|p| {
                 let rows = steps * self.batch;
                 let features = p.diff.dims()[1];
+                let mut shape = p.shape.clone();
+                shape[0] = rows;
+                if let Some(given) = &p.given {
+                    let at = given.clone().slice(chunk.clone());
+                    return (at.reshape([rows, features]), shape);
+                }
                 let moved: Tensor<B, 3> = a.clone() * p.diff.clone().unsqueeze::<3>();
                 let at = match &p.start {
                     Start::Zero => moved,
                     Start::Scalar(v) => moved.add_scalar(*v),
                     Start::Tensor(t) => moved + t.clone().unsqueeze::<3>(),
                 };
-                let mut shape = p.shape.clone();
-                shape[0] = rows;
                 (at.reshape([rows, features]), shape)
             })
             .collect();
@@ -208,6 +282,12 @@ impl<B: Backend> PathInputs<B> {
     /// # Shapes
     /// - each returned input: `[points.len() * batch, ...]`
     pub(crate) fn at_points<G: TensorGroup<B>>(&self, template: G, points: &[f64]) -> G {
+        let points: Vec<At> = points.iter().map(|&a| At::Alpha(a)).collect();
+        self.at(template, &points)
+    }
+
+    /// [`at_points`](Self::at_points), with given points too.
+    pub(crate) fn at<G: TensorGroup<B>>(&self, template: G, points: &[At]) -> G {
         let flats = self
             .paths
             .iter()
@@ -215,7 +295,15 @@ impl<B: Backend> PathInputs<B> {
                 let device = p.diff.device();
                 let blocks: Vec<Tensor<B, 2>> = points
                     .iter()
-                    .map(|&a| {
+                    .map(|&at| {
+                        let a = match at {
+                            At::Alpha(a) => a,
+                            At::Point(k) => {
+                                let given = p.given.as_ref().expect("given points");
+                                let [_, batch, features] = given.dims();
+                                return given.clone().slice(k..k + 1).reshape([batch, features]);
+                            }
+                        };
                         if a == 1.0 {
                             return p.input.clone();
                         }

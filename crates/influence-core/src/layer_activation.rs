@@ -2,19 +2,19 @@
 //! tensor at the input, `h(x)`, from one untracked forward. Not an attribution by itself; the
 //! baseline against which the others are read (and what the paper's experts are made of).
 
-use core::marker::PhantomData;
 use std::sync::Arc;
 
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::call::Explained;
 use crate::engine::{Call, Deferred, PathSpace, SweepGraphs};
+use crate::explainable::{EvalArgs, EvalInputs};
 use crate::gradient::check_hits;
-use crate::inputs::PathInputs;
-use crate::internal_influence::{EvalArgs, EvalInputs, explained};
+use crate::inputs::{At, PathInputs};
 use crate::tensor_group::collect;
 use crate::{
     AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError, LayerSide,
-    Target, ToEval,
+    Quantity, Target, ToEval,
 };
 
 /// Layer Activation of one layer of a model. See the [module docs](self).
@@ -24,9 +24,7 @@ use crate::{
 /// let h = la.attribute(images).run()?;   // [batch, 32, 8, 8], conv2's output
 /// ```
 pub struct LayerActivation<B: AutodiffBackend, M: Explainable<B>> {
-    model: Arc<M::EvalModel>,
-    layers: Arc<[String]>,
-    _backend: PhantomData<B>,
+    explained: Explained<B, M>,
 }
 
 impl<B: AutodiffBackend, M: Explainable<B>> LayerActivation<B, M> {
@@ -36,17 +34,14 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerActivation<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
-            model,
-            layers,
-            _backend: PhantomData,
+            explained: Explained::new(model, [layer])?,
         })
     }
 
     /// The layer.
     pub fn layer(&self) -> &str {
-        &self.layers[0]
+        self.explained.layer()
     }
 
     /// Starts a call on `inputs` (Captum's `attribute(inputs, ...)`).
@@ -55,8 +50,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerActivation<B, M> {
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> ActivationCall<B, M> {
         ActivationCall {
-            model: self.model.clone(),
-            layer: self.layers[0].clone(),
+            model: self.explained.model.clone(),
+            layer: self.explained.layer().to_string(),
             inputs,
             args: None,
             attribute_to_layer_input: false,
@@ -130,7 +125,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<B, M> {
             inputs,
             path,
             args,
-            target: Target::None,
+            quantity: Quantity::Target(Target::None),
             layers: vec![(layer.clone(), side)],
             alphas: vec![1.0],
             chunks: core::iter::once(0..1).collect(),
@@ -139,7 +134,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<B, M> {
             progress: None,
         };
         // The inputs themselves: the path from zeros at α = 1.
-        let (output, watches) = call.forward_at(&self.model, &[1.0], &device)?;
+        let (output, watches) = call.forward_at(&self.model, &[At::Alpha(1.0)], &device)?;
         check_hits(&watches)?;
         crate::engine::check_layer_batch(&watches, batch)?;
         if output.batch() != batch {

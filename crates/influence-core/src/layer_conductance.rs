@@ -14,12 +14,9 @@
 //! stop short of 0 and 1) the sum over the neurons is close to, not equal to,
 //! `F(x) − F(x')`; [`AttributeCall::run_with_convergence_delta`] reports the difference.
 
-use core::marker::PhantomData;
-use std::sync::Arc;
-
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::internal_influence::{AttributeCall, PathKind, explained};
+use crate::call::{AttributeCall, Explained, PathKind};
 use crate::{Explainable, InfluenceError};
 
 /// Layer Conductance of one layer of a model. See the [module docs](self).
@@ -38,9 +35,7 @@ use crate::{Explainable, InfluenceError};
 /// `internal_batch_size` counts the rows of a pass as in Captum: each pass evaluates one point
 /// more than it has intervals (the next pass starts at that point again).
 pub struct LayerConductance<B: AutodiffBackend, M: Explainable<B>> {
-    model: Arc<M::EvalModel>,
-    layers: Arc<[String]>,
-    _backend: PhantomData<B>,
+    explained: Explained<B, M>,
 }
 
 impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
@@ -50,11 +45,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
-            model,
-            layers,
-            _backend: PhantomData,
+            explained: Explained::new(model, [layer])?,
         })
     }
 
@@ -69,17 +61,14 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
         model: &M,
         layers: impl IntoIterator<Item = S>,
     ) -> Result<Self, InfluenceError> {
-        let (model, layers) = explained(model, layers.into_iter().map(Into::into).collect())?;
         Ok(Self {
-            model,
-            layers,
-            _backend: PhantomData,
+            explained: Explained::new(model, layers)?,
         })
     }
 
     /// The explained layer (the first, when there are several).
     pub fn layer(&self) -> &str {
-        &self.layers[0]
+        self.explained.layer()
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`).
@@ -87,11 +76,6 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
-        AttributeCall::new(
-            self.model.clone(),
-            self.layers.clone(),
-            PathKind::Conductance,
-            inputs,
-        )
+        self.explained.call(PathKind::Conductance, inputs)
     }
 }

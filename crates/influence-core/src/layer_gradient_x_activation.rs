@@ -8,20 +8,20 @@
 //!
 //! (the gradient alone when `multiply_by_inputs` is false).
 
-use core::marker::PhantomData;
 use core::ops::Range;
 use std::sync::Arc;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 
+use crate::call::Explained;
 use crate::engine::{Accumulate, Call, Deferred, PathSpace, SweepGraphs};
+use crate::explainable::{EvalArgs, EvalInputs};
 use crate::inputs::PathInputs;
-use crate::internal_influence::{EvalArgs, EvalInputs, explained};
 use crate::tensor_group::collect;
 use crate::{
     AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError,
-    LayerGradients, LayerSide, Target, ToEval,
+    LayerGradients, LayerSide, Quantity, Target, ToEval,
 };
 
 /// Layer Gradient × Activation of one layer of a model. See the [module docs](self).
@@ -31,10 +31,8 @@ use crate::{
 /// let attr = gxa.attribute(images).target(3).run()?;   // [batch, 32, 8, 8], like conv2
 /// ```
 pub struct LayerGradientXActivation<B: AutodiffBackend, M: Explainable<B>> {
-    model: Arc<M::EvalModel>,
-    layers: Arc<[String]>,
+    explained: Explained<B, M>,
     multiply_by_inputs: bool,
-    _backend: PhantomData<B>,
 }
 
 impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
@@ -45,12 +43,9 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
-            model,
-            layers,
+            explained: Explained::new(model, [layer])?,
             multiply_by_inputs: true,
-            _backend: PhantomData,
         })
     }
 
@@ -62,7 +57,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
 
     /// The explained layer.
     pub fn layer(&self) -> &str {
-        &self.layers[0]
+        self.explained.layer()
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`).
@@ -71,8 +66,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerGradientXActivation<B, M> {
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> GradientCall<B, M> {
         GradientCall {
-            model: self.model.clone(),
-            layer: self.layers[0].clone(),
+            model: self.explained.model.clone(),
+            layer: self.explained.layer().to_string(),
             multiply_by_inputs: self.multiply_by_inputs,
             inputs,
             target: Ok(Target::None),
@@ -167,7 +162,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<B, M> {
             inputs,
             path,
             args,
-            target,
+            quantity: Quantity::Target(target),
             layers: vec![(layer.clone(), side)],
             alphas: vec![1.0],
             chunks: core::iter::once(0..1).collect(),

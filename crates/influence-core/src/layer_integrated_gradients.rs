@@ -17,12 +17,9 @@
 //! whose later layers also read earlier activations (a skip connection around the layer) reads
 //! them at `x`.
 
-use core::marker::PhantomData;
-use std::sync::Arc;
-
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::internal_influence::{AttributeCall, PathKind, explained};
+use crate::call::{AttributeCall, Explained, PathKind};
 use crate::{Explainable, InfluenceError};
 
 /// Layer Integrated Gradients of one layer of a model. See the [module docs](self).
@@ -38,10 +35,8 @@ use crate::{Explainable, InfluenceError};
 /// let attr = lig.attribute(images).target(3).run()?;
 /// ```
 pub struct LayerIntegratedGradients<B: AutodiffBackend, M: Explainable<B>> {
-    model: Arc<M::EvalModel>,
-    layers: Arc<[String]>,
+    explained: Explained<B, M>,
     multiply_by_inputs: bool,
-    _backend: PhantomData<B>,
 }
 
 impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
@@ -52,12 +47,9 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
     pub fn new(model: &M, layer: impl Into<String>) -> Result<Self, InfluenceError> {
-        let (model, layers) = explained(model, vec![layer.into()])?;
         Ok(Self {
-            model,
-            layers,
+            explained: Explained::new(model, [layer])?,
             multiply_by_inputs: true,
-            _backend: PhantomData,
         })
     }
 
@@ -70,7 +62,7 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
 
     /// The explained layer.
     pub fn layer(&self) -> &str {
-        &self.layers[0]
+        self.explained.layer()
     }
 
     /// Starts an attribution of `inputs` (Captum's `attribute(inputs, ...)`).
@@ -81,6 +73,6 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
         let kind = PathKind::IntegratedGradients {
             multiply_by_inputs: self.multiply_by_inputs,
         };
-        AttributeCall::new(self.model.clone(), self.layers.clone(), kind, inputs)
+        self.explained.call(kind, inputs)
     }
 }

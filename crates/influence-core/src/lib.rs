@@ -32,9 +32,11 @@ mod any_tensor;
 mod args;
 mod attribution;
 pub mod baseline;
+mod call;
 mod chunking;
 pub mod dataset;
 pub mod decorator;
+pub mod distribution;
 mod engine;
 mod error;
 pub mod eval;
@@ -47,34 +49,42 @@ pub mod layer_activation;
 pub mod layer_conductance;
 pub mod layer_gradient_x_activation;
 pub mod layer_integrated_gradients;
+pub mod noise_tunnel;
+mod panics;
 pub mod probe;
 pub mod quadrature;
+pub mod quantity;
+mod sums;
 pub mod target;
 mod tensor_group;
+mod tolerance;
 
 pub use any_tensor::AnyTensor;
 pub use args::{Expansion, ForwardArgs};
 pub use attribution::Attribution;
 pub use baseline::{Baseline, Baselines};
+pub use call::{AttributeCall, InternalInfluenceConfig};
 pub use chunking::step_chunks;
 pub use dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
 pub use decorator::{
     BinaryOp, Conv2dArgs, Conv2dBackwardArgs, CubeclFixes, Decorator, EvalMode, ExactRecip, Policy,
     conv2d_x_backward_by_forward,
 };
+pub use distribution::Distribution;
 pub use error::InfluenceError;
 pub use eval::{Eval, ToEval};
 pub use explainable::Explainable;
 pub use gradient::{LayerGradient, LayerGradients, layer_gradients, layer_gradients_probed};
 pub use inference::{check_layer_names, predict};
-pub use internal_influence::{
-    AttributeCall, Converged, InternalInfluence, InternalInfluenceConfig, MAX_TOLERANCE_STEPS,
-};
+pub use internal_influence::InternalInfluence;
 pub use layer_activation::{ActivationCall, LayerActivation};
 pub use layer_conductance::LayerConductance;
 pub use layer_gradient_x_activation::{GradientCall, LayerGradientXActivation};
 pub use layer_integrated_gradients::LayerIntegratedGradients;
+pub use noise_tunnel::{Noise, NoiseTunnel, NoiseType};
 pub use probe::{LayerProbe, LayerSide, Probe, Watch};
 pub use quadrature::{MAX_STEPS, Method, QuadratureRule};
-pub use target::{Target, TargetSelector};
+pub use quantity::{Quantity, TargetSelector};
+pub use target::Target;
 pub use tensor_group::{TensorGroup, TensorMap};
+pub use tolerance::{Converged, MAX_TOLERANCE_STEPS};

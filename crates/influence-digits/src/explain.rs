@@ -7,9 +7,12 @@
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
+use std::sync::Arc;
+
 use influence_core::{
-    Attribution, InfluenceError, InternalInfluence, LayerActivation, LayerConductance,
-    LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
+    ActivationCall, AttributeCall, Attribution, Baselines, Explainable, GradientCall,
+    InfluenceError, InternalInfluence, LayerActivation, LayerConductance, LayerGradientXActivation,
+    LayerIntegratedGradients, Method, Target,
 };
 use serde::Serialize;
 
@@ -68,6 +71,7 @@ impl LayerMethod {
 
     /// Attributes `x` at `layer` of `model` for one class per example, with the path settings
     /// where the method has a path, on `threads` threads (`None`: the library's choice).
+    /// [`call`](Self::call), then [`MethodCall::run`].
     ///
     /// # Errors
     /// The method's [`InfluenceError`]s.
@@ -83,33 +87,149 @@ impl LayerMethod {
         internal_batch_size: usize,
         threads: Option<usize>,
     ) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-        let target = Target::PerExample(targets.to_vec());
-        macro_rules! path {
-            ($explainer:expr) => {{
-                let explainer = $explainer;
-                let call = explainer
-                    .attribute(x)
-                    .target(target)
-                    .n_steps(n_steps)
-                    .method(method)
-                    .internal_batch_size(internal_batch_size);
-                match threads {
-                    Some(t) => call.threads(t).run(),
-                    None => call.run(),
-                }
-            }};
-        }
-        match self {
-            LayerMethod::InternalInfluence => path!(InternalInfluence::new(model, layer)?),
-            LayerMethod::LayerConductance => path!(LayerConductance::new(model, layer)?),
-            LayerMethod::LayerIntegratedGradients => {
-                path!(LayerIntegratedGradients::new(model, layer)?)
+        let settings = CallSettings {
+            n_steps,
+            method,
+            internal_batch_size: Some(internal_batch_size),
+            threads,
+            ..CallSettings::new(Target::PerExample(targets.to_vec()))
+        };
+        self.call(model, layer, x, settings)?.run()
+    }
+
+    /// The call of this method at `layer` of `model` on `x`, set up from `settings` (the
+    /// path's settings are used where the method has a path; Layer Activation takes no
+    /// target): the one place that maps a method name to a call, for the example (which runs
+    /// it) and the web demo (which awaits it).
+    ///
+    /// # Shapes
+    /// - x: `[batch, 1, 8, 8]`
+    ///
+    /// # Errors
+    /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
+    pub fn call<B: AutodiffBackend>(
+        self,
+        model: &DigitsCnn<B>,
+        layer: &str,
+        x: Tensor<B, 4>,
+        settings: CallSettings<B>,
+    ) -> Result<MethodCall<B, DigitsCnn<B>>, InfluenceError> {
+        let CallSettings {
+            target,
+            n_steps,
+            method,
+            internal_batch_size,
+            threads,
+            baselines,
+            progress,
+        } = settings;
+        let path = |call: AttributeCall<B, DigitsCnn<B>>| {
+            let mut call = call.target(target.clone()).n_steps(n_steps).method(method);
+            if let Some(m) = internal_batch_size {
+                call = call.internal_batch_size(m);
             }
-            LayerMethod::LayerGradientXActivation => LayerGradientXActivation::new(model, layer)?
-                .attribute(x)
-                .target(target)
-                .run(),
-            LayerMethod::LayerActivation => LayerActivation::new(model, layer)?.attribute(x).run(),
+            if let Some(t) = threads {
+                call = call.threads(t);
+            }
+            if let Some(b) = baselines.clone() {
+                call = call.baselines(b);
+            }
+            if let Some(p) = progress.clone() {
+                call = call.progress(move |done, total| p(done, total));
+            }
+            MethodCall::Path(call)
+        };
+        Ok(match self {
+            LayerMethod::InternalInfluence => {
+                path(InternalInfluence::new(model, layer)?.attribute(x))
+            }
+            LayerMethod::LayerConductance => {
+                path(LayerConductance::new(model, layer)?.attribute(x))
+            }
+            LayerMethod::LayerIntegratedGradients => {
+                path(LayerIntegratedGradients::new(model, layer)?.attribute(x))
+            }
+            LayerMethod::LayerGradientXActivation => MethodCall::Gradient(
+                LayerGradientXActivation::new(model, layer)?
+                    .attribute(x)
+                    .target(target),
+            ),
+            LayerMethod::LayerActivation => {
+                MethodCall::Activation(LayerActivation::new(model, layer)?.attribute(x))
+            }
+        })
+    }
+}
+
+/// What a [`LayerMethod`]'s call takes besides the model, the layer and the inputs.
+#[derive(Clone)]
+pub struct CallSettings<B: AutodiffBackend> {
+    /// The explained output (Captum's `target`; not used by Layer Activation).
+    pub target: Target,
+    /// Quadrature points of a path method (Captum's `n_steps`).
+    pub n_steps: usize,
+    /// Quadrature rule of a path method (Captum's `method`).
+    pub method: Method,
+    /// Rows per pass of a path method (Captum's `internal_batch_size`); `None`: all at once.
+    pub internal_batch_size: Option<usize>,
+    /// Threads of a path method; `None`: the library's choice.
+    pub threads: Option<usize>,
+    /// Where a path starts (Captum's `baselines`); `None`: zeros.
+    pub baselines: Option<Baselines<B>>,
+    /// Called with `(passes done, passes)` after each pass of a path method.
+    pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+}
+
+impl<B: AutodiffBackend> CallSettings<B> {
+    /// Captum's defaults (50 Gauss-Legendre points, zero baselines, all steps in one pass)
+    /// for `target`.
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            n_steps: 50,
+            method: Method::GaussLegendre,
+            internal_batch_size: None,
+            threads: None,
+            baselines: None,
+            progress: None,
+        }
+    }
+}
+
+/// One call of a [`LayerMethod`], set up by [`LayerMethod::call`], to run with a synchronous
+/// read ([`run`](Self::run)) or an awaited one ([`run_async`](Self::run_async), for WebGPU in
+/// a browser).
+pub enum MethodCall<B: AutodiffBackend, M: Explainable<B>> {
+    /// Internal Influence, Layer Conductance or Layer Integrated Gradients.
+    Path(AttributeCall<B, M>),
+    /// Layer Gradient × Activation.
+    Gradient(GradientCall<B, M>),
+    /// Layer Activation.
+    Activation(ActivationCall<B, M>),
+}
+
+impl<B: AutodiffBackend, M: Explainable<B>> MethodCall<B, M> {
+    /// Runs the call.
+    ///
+    /// # Errors
+    /// The method's [`InfluenceError`]s.
+    pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        match self {
+            MethodCall::Path(call) => call.run(),
+            MethodCall::Gradient(call) => call.run(),
+            MethodCall::Activation(call) => call.run(),
+        }
+    }
+
+    /// Runs the call, awaiting its one device read.
+    ///
+    /// # Errors
+    /// The method's [`InfluenceError`]s.
+    pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        match self {
+            MethodCall::Path(call) => call.run_async().await,
+            MethodCall::Gradient(call) => call.run_async().await,
+            MethodCall::Activation(call) => call.run_async().await,
         }
     }
 }
@@ -390,4 +510,22 @@ fn mean<B: Backend>(t: Tensor<B, 2>) -> f32 {
         .convert::<f32>()
         .to_vec::<f32>()
         .expect("a float")[0]
+}
+
+/// One class's experts drawn in input space.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpertMaps {
+    /// The class.
+    pub class: usize,
+    /// Digits averaged (those predicted as the class, up to `digits_per_map`).
+    pub digits: usize,
+    /// The class's mean digit, 8×8 row-major.
+    pub mean_digit: Vec<f32>,
+    /// The experts drawn (channels of the layer), by decreasing influence.
+    pub experts: Vec<usize>,
+    /// Per expert: its mean influence on the class.
+    pub influence: Vec<f64>,
+    /// Per expert: Integrated Gradients of its activation on the input, 8×8 row-major,
+    /// averaged over the digits.
+    pub maps: Vec<Vec<f32>>,
 }

@@ -20,9 +20,9 @@ use burn::tensor::backend::AutodiffBackend;
 use influence_core::InfluenceError;
 use serde::Serialize;
 
-use crate::data::Digits;
 #[cfg(feature = "render")]
-use crate::data::{CLASSES, PIXELS};
+use crate::data::CLASSES;
+use crate::data::Digits;
 use crate::explain::{ClassChannels, ExplainConfig, Explanation, Faithfulness};
 use crate::model::{DigitsCnn, DigitsCnnConfig, SPATIAL_LAYERS};
 use crate::train::{Progress, TrainConfig};
@@ -354,12 +354,19 @@ fn write_images(
     data: &Digits,
     explanation: &Explanation,
 ) -> Result<Vec<PathBuf>, DigitsError> {
-    let tile = |i: usize| -> ([f32; PIXELS], [f32; PIXELS]) {
-        (
-            data.pixels[explanation.examples[i]],
-            render::upsample(&explanation.map(i), explanation.side),
-        )
+    let panel = |i: usize, label: String| render::DigitPanel {
+        label,
+        pixels: data.pixels[explanation.examples[i]],
+        map: render::upsample(&explanation.map(i), explanation.side),
     };
+    let what = format!(
+        "{} of {}, summed over its {} channels, for the predicted class ({}, n_steps {})",
+        config.explain.attribution,
+        explanation.layer,
+        explanation.channels,
+        config.explain.method,
+        config.explain.n_steps
+    );
     let mut files = Vec::new();
     let mut firsts = Vec::new();
     for class in 0..CLASSES {
@@ -368,14 +375,19 @@ fn write_images(
             .take(config.digits_per_class)
             .collect();
         if let Some(&first) = members.first() {
-            firsts.push(tile(first));
+            firsts.push(panel(first, format!("predicted {class}")));
         }
         let path = config.out.join(format!("class_{class}.png"));
-        render::digit_grid(&path, &members.iter().map(|&i| tile(i)).collect::<Vec<_>>())?;
+        let title = format!("Digits predicted as {class} (#: position in the data set)\n{what}");
+        let panels: Vec<_> = members
+            .iter()
+            .map(|&i| panel(i, format!("#{}", explanation.examples[i])))
+            .collect();
+        render::digit_grid(&path, &title, &panels)?;
         files.push(path);
     }
     let path = config.out.join("overview.png");
-    render::overview(&path, &firsts)?;
+    render::overview(&path, &format!("One digit per class\n{what}"), &firsts)?;
     files.push(path);
     Ok(files)
 }

@@ -13,11 +13,6 @@ use image::{Rgb, RgbImage};
 use crate::DigitsError;
 use crate::data::{PIXELS, SIDE};
 
-/// Pixels per input pixel in the images.
-pub const SCALE: u32 = 8;
-const TILE: u32 = SIDE as u32 * SCALE;
-const GAP: u32 = 4;
-
 /// An influence map on a `side × side` grid brought to the input's 8×8 grid (each cell of a
 /// coarser grid covers `8 / side` input pixels).
 pub fn upsample(map: &[f32], side: usize) -> [f32; PIXELS] {
@@ -51,7 +46,8 @@ fn blend(a: Rgb<u8>, b: Rgb<u8>, alpha: f32) -> Rgb<u8> {
     }))
 }
 
-/// The three tiles of one digit: input, influence map, overlay.
+/// The three tiles of one digit: input, influence map, overlay. The map is shown relative to
+/// its own largest magnitude (the colour bar's −1 … 1).
 fn tiles(pixels: &[f32; PIXELS], map: &[f32; PIXELS]) -> [[Rgb<u8>; PIXELS]; 3] {
     let scale = map
         .iter()
@@ -64,17 +60,6 @@ fn tiles(pixels: &[f32; PIXELS], map: &[f32; PIXELS]) -> [[Rgb<u8>; PIXELS]; 3] 
     [input, influence, overlay]
 }
 
-fn draw(img: &mut RgbImage, tile: &[Rgb<u8>; PIXELS], x0: u32, y0: u32) {
-    for (p, c) in tile.iter().enumerate() {
-        let (px, py) = ((p % SIDE) as u32, (p / SIDE) as u32);
-        for dy in 0..SCALE {
-            for dx in 0..SCALE {
-                img.put_pixel(x0 + px * SCALE + dx, y0 + py * SCALE + dy, *c);
-            }
-        }
-    }
-}
-
 fn save(img: &RgbImage, path: &Path) -> Result<(), DigitsError> {
     img.save(path).map_err(|e| DigitsError::Io {
         path: path.display().to_string(),
@@ -82,49 +67,142 @@ fn save(img: &RgbImage, path: &Path) -> Result<(), DigitsError> {
     })
 }
 
-/// A grid with one row per digit and three columns: input, influence map, overlay.
-///
-/// # Errors
-/// [`DigitsError::Io`] when the file cannot be written.
-pub fn digit_grid(
-    path: &Path,
-    digits: &[([f32; PIXELS], [f32; PIXELS])],
-) -> Result<(), DigitsError> {
-    let rows = digits.len().max(1) as u32;
-    let mut img =
-        RgbImage::from_pixel(3 * TILE + 4 * GAP, rows * (TILE + GAP) + GAP, Rgb([255; 3]));
-    for (r, (pixels, map)) in digits.iter().enumerate() {
-        for (c, tile) in tiles(pixels, map).iter().enumerate() {
-            draw(
-                &mut img,
-                tile,
-                GAP + c as u32 * (TILE + GAP),
-                GAP + r as u32 * (TILE + GAP),
-            );
-        }
-    }
-    save(&img, path)
+/// One explained digit of a figure: its label (e.g. "#12, predicted 3"), its pixels and its
+/// influence map on the input's 8×8 grid ([`upsample`]), row-major.
+#[derive(Debug, Clone)]
+pub struct DigitPanel {
+    /// What the panel shows, above it.
+    pub label: String,
+    /// The digit, values in [0, 1].
+    pub pixels: [f32; PIXELS],
+    /// Its influence map.
+    pub map: [f32; PIXELS],
 }
 
-/// A grid with one column per digit and three rows: inputs, influence maps, overlays.
+/// The three views of each digit.
+const VIEWS: [&str; 3] = ["input", "influence", "overlay"];
+
+/// A grid with one row per digit and three columns (input, influence map, overlay), titled
+/// (lines after the first in a smaller font), each panel labelled, and a colour bar
+/// (`class_<c>.png`).
 ///
 /// # Errors
-/// [`DigitsError::Io`] when the file cannot be written.
-pub fn overview(path: &Path, digits: &[([f32; PIXELS], [f32; PIXELS])]) -> Result<(), DigitsError> {
-    let cols = digits.len().max(1) as u32;
-    let mut img =
-        RgbImage::from_pixel(cols * (TILE + GAP) + GAP, 3 * TILE + 4 * GAP, Rgb([255; 3]));
-    for (c, (pixels, map)) in digits.iter().enumerate() {
-        for (r, tile) in tiles(pixels, map).iter().enumerate() {
-            draw(
-                &mut img,
-                tile,
-                GAP + c as u32 * (TILE + GAP),
-                GAP + r as u32 * (TILE + GAP),
-            );
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn digit_grid(path: &Path, title: &str, digits: &[DigitPanel]) -> Result<(), DigitsError> {
+    digit_figure(path, title, digits, true)
+}
+
+/// A grid with one column per digit and three rows (inputs, influence maps, overlays), titled,
+/// each panel labelled, and a colour bar (`overview.png`).
+///
+/// # Errors
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn overview(path: &Path, title: &str, digits: &[DigitPanel]) -> Result<(), DigitsError> {
+    digit_figure(path, title, digits, false)
+}
+
+/// The figure of [`digit_grid`] (`by_rows`: one row per digit) and [`overview`] (one column
+/// per digit). Each map is shown relative to its own largest magnitude, which the colour bar
+/// says: red raises the explained output, blue lowers it.
+fn digit_figure(
+    path: &Path,
+    title: &str,
+    digits: &[DigitPanel],
+    by_rows: bool,
+) -> Result<(), DigitsError> {
+    use plotters::prelude::*;
+    let n = digits.len().max(1);
+    let (rows, cols) = if by_rows { (n, 3) } else { (3, n) };
+    let lines: Vec<&str> = title.lines().collect();
+    let (cell_w, cell_h, bar_w) = (150u32, 150u32, 120u32);
+    let title_h = 30 + 18 * lines.len().saturating_sub(1) as u32;
+    let width = cols as u32 * cell_w + bar_w;
+    let height = rows as u32 * cell_h + title_h;
+    figure(path, (width, height), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        // The first line as the title, the others smaller below it.
+        let mut root = root.clone();
+        for (i, line) in lines.iter().enumerate() {
+            let size = if i == 0 { 15 } else { 12 };
+            root = root.titled(line, ("sans-serif", size)).map_err(e)?;
         }
-    }
-    save(&img, path)
+        let (grid, bar) = root.split_horizontally(width - bar_w);
+        let cells = grid.split_evenly((rows, cols));
+        for (d, digit) in digits.iter().enumerate() {
+            for (v, tile) in tiles(&digit.pixels, &digit.map).iter().enumerate() {
+                let cell = if by_rows { d * cols + v } else { v * cols + d };
+                let caption = format!("{}: {}", digit.label, VIEWS[v]);
+                pixel_tile(&cells[cell], &caption, 11, &|p| tile[p])?;
+            }
+        }
+        colour_bar(&bar, 1.0, "influence / largest |influence| of the map")
+    })
+}
+
+/// One 8×8 picture in `area`, pixel `p` (row-major, top row first) in `colour(p)`, under
+/// `caption`.
+fn pixel_tile<DB: plotters::backend::DrawingBackend>(
+    area: &plotters::drawing::DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    font_size: u32,
+    colour: &dyn Fn(usize) -> Rgb<u8>,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", font_size))
+        .margin(5)
+        .build_cartesian_2d(0..SIDE as i32, 0..SIDE as i32)
+        .map_err(e)?;
+    chart
+        .draw_series((0..PIXELS).map(|p| {
+            let (x, y) = ((p % SIDE) as i32, (SIDE - 1 - p / SIDE) as i32);
+            Rectangle::new([(x, y), (x + 1, y + 1)], plot_color(colour(p)).filled())
+        }))
+        .map_err(e)?;
+    Ok(())
+}
+
+/// A vertical colour bar of [`heat`] from `-scale` to `scale`, described by `desc`.
+fn colour_bar<DB: plotters::backend::DrawingBackend>(
+    area: &plotters::drawing::DrawingArea<DB, plotters::coord::Shift>,
+    scale: f32,
+    desc: &str,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(40)
+        .margin_right(8)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f32..1f32, -scale..scale)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(0)
+        .y_labels(7)
+        .y_desc(desc)
+        .y_label_formatter(&|v| {
+            let digits = (2 - scale.log10().floor() as i32).clamp(0, 6) as usize;
+            format!("{v:.digits$}")
+        })
+        .label_style(("sans-serif", 11))
+        .draw()
+        .map_err(e)?;
+    let steps = 100;
+    chart
+        .draw_series((0..steps).map(|i| {
+            let (a, b) = (i as f32 / steps as f32, (i + 1) as f32 / steps as f32);
+            let (lo, hi) = (-scale + 2.0 * scale * a, -scale + 2.0 * scale * b);
+            Rectangle::new(
+                [(0.0, lo), (1.0, hi)],
+                plot_color(heat((lo + hi) / (2.0 * scale))).filled(),
+            )
+        }))
+        .map_err(e)?;
+    Ok(())
 }
 
 /// The font of the figures (DejaVu Sans, Bitstream Vera licence: `assets/DejaVuSans.LICENSE`),
@@ -260,7 +338,7 @@ pub fn experts_chart(
 /// [`DigitsError::Io`] when the figure cannot be drawn or written.
 pub fn expert_maps(
     path: &Path,
-    maps: &[crate::scale::ExpertMaps],
+    maps: &[crate::explain::ExpertMaps],
     layer: &str,
 ) -> Result<(), DigitsError> {
     use plotters::prelude::*;
@@ -287,68 +365,23 @@ pub fn expert_maps(
             .map_err(e)?;
         let (grid, bar) = root.split_horizontally(width - bar_w);
         let cells = grid.split_evenly((rows, cols));
-        let tile = |area: &DrawingArea<_, _>,
-                    caption: String,
-                    colour: &dyn Fn(usize) -> Rgb<u8>|
-         -> Result<(), String> {
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, ("sans-serif", 12))
-                .margin(6)
-                .build_cartesian_2d(0..SIDE as i32, 0..SIDE as i32)
-                .map_err(e)?;
-            chart
-                .draw_series((0..PIXELS).map(|p| {
-                    let (x, y) = ((p % SIDE) as i32, (SIDE - 1 - p / SIDE) as i32);
-                    Rectangle::new([(x, y), (x + 1, y + 1)], plot_color(colour(p)).filled())
-                }))
-                .map_err(e)?;
-            Ok(())
-        };
         for (r, m) in maps.iter().enumerate() {
-            tile(
+            pixel_tile(
                 &cells[r * cols],
-                format!("class {}: mean of {} digits", m.class, m.digits),
+                &format!("class {}: mean of {} digits", m.class, m.digits),
+                12,
                 &|p| gray(m.mean_digit[p]),
             )?;
             for (k, map) in m.maps.iter().enumerate() {
-                tile(
+                pixel_tile(
                     &cells[r * cols + 1 + k],
-                    format!("#{} (influence {:.2})", m.experts[k], m.influence[k]),
+                    &format!("#{} (influence {:.2})", m.experts[k], m.influence[k]),
+                    12,
                     &|p| heat(map[p] / scale),
                 )?;
             }
         }
-        let mut chart = ChartBuilder::on(&bar)
-            .margin_top(40)
-            .margin_bottom(40)
-            .margin_right(8)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f32..1f32, -scale..scale)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(0)
-            .y_labels(7)
-            .y_desc("attribution per pixel")
-            .y_label_formatter(&|v| {
-                let digits = (2 - scale.log10().floor() as i32).clamp(0, 6) as usize;
-                format!("{v:.digits$}")
-            })
-            .label_style(("sans-serif", 11))
-            .draw()
-            .map_err(e)?;
-        let steps = 100;
-        chart
-            .draw_series((0..steps).map(|i| {
-                let (a, b) = (i as f32 / steps as f32, (i + 1) as f32 / steps as f32);
-                let (lo, hi) = (-scale + 2.0 * scale * a, -scale + 2.0 * scale * b);
-                Rectangle::new(
-                    [(0.0, lo), (1.0, hi)],
-                    plot_color(heat((lo + hi) / (2.0 * scale))).filled(),
-                )
-            }))
-            .map_err(e)?;
+        colour_bar(&bar, scale, "attribution per pixel")?;
         Ok(())
     })
 }

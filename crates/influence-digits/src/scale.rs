@@ -27,9 +27,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use influence_core::dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
 use influence_core::{LayerIntegratedGradients, Method, Target};
-use serde::Serialize;
 
 use crate::data::{CLASSES, Digits, PIXELS, SIDE};
+pub use crate::explain::ExpertMaps;
 use crate::model::{DigitsCnn, ExpertView, SPATIAL_LAYERS};
 use crate::{DigitsError, RunConfig, Stage, load_or_train};
 
@@ -95,24 +95,6 @@ impl<B: Backend> Batcher<B, DigitItem, Tensor<B, 4>> for DigitsBatcher {
         let values: Vec<f32> = items.iter().flat_map(|d| d.pixels).collect();
         Tensor::from_data(TensorData::new(values, [n, 1, SIDE, SIDE]), device)
     }
-}
-
-/// One class's experts drawn in input space.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ExpertMaps {
-    /// The class.
-    pub class: usize,
-    /// Digits averaged (those predicted as the class, up to `digits_per_map`).
-    pub digits: usize,
-    /// The class's mean digit, 8×8 row-major.
-    pub mean_digit: Vec<f32>,
-    /// The experts drawn (channels of the layer), by decreasing influence.
-    pub experts: Vec<usize>,
-    /// Per expert: its mean influence on the class.
-    pub influence: Vec<f64>,
-    /// Per expert: Integrated Gradients of its activation on the input, 8×8 row-major,
-    /// averaged over the digits.
-    pub maps: Vec<Vec<f32>>,
 }
 
 /// What a dataset-scale run produced.

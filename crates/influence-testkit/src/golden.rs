@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, backend::AutodiffBackend};
 use influence_core::{
     Attribution, Baseline, Baselines, InfluenceError, InternalInfluence, LayerActivation,
-    LayerConductance, LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
+    LayerConductance, LayerGradientXActivation, LayerIntegratedGradients, Method, NoiseTunnel,
+    NoiseType, Target,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -93,6 +94,44 @@ pub struct SequentialCase {
     internal_batch_size: Option<usize>,
     expected: Data,
     tolerance: Tolerance,
+    /// Captum's `NoiseTunnel` around the method, with the noise it drew (`noise_tunnel/`).
+    #[serde(default)]
+    noise_tunnel: Option<NoiseTunnelSpec>,
+}
+
+/// `noise_tunnel`: Captum's `nt_type` and the noise, `[nt_samples, batch, ...]`.
+#[derive(Debug, Clone, Deserialize)]
+struct NoiseTunnelSpec {
+    nt_type: String,
+    noise: Data,
+}
+
+impl NoiseTunnelSpec {
+    /// The tunnel with the given noise, one sample per noisy copy.
+    fn tunnel<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<NoiseTunnel<crate::sequential::Act<B>>, String> {
+        let nt_type: NoiseType = self
+            .nt_type
+            .parse()
+            .map_err(|e: InfluenceError| e.to_string())?;
+        let shape = self.noise.shape[1..].to_vec();
+        let per_sample: usize = shape.iter().product();
+        let samples = self
+            .noise
+            .data
+            .chunks(per_sample)
+            .map(|chunk| {
+                Data {
+                    shape: shape.clone(),
+                    data: chunk.to_vec(),
+                }
+                .act::<B>(device)
+            })
+            .collect();
+        Ok(NoiseTunnel::given(nt_type, samples))
+    }
 }
 
 /// A case of Captum's own test suite.
@@ -323,6 +362,9 @@ fn run_sequential<B: AutodiffBackend>(
                 .attribute_to_layer_input(c.attribute_to_layer_input);
             if let Some(m) = c.internal_batch_size {
                 call = call.internal_batch_size(m);
+            }
+            if let Some(nt) = &c.noise_tunnel {
+                call = call.noise_tunnel(nt.tunnel::<B>(device)?);
             }
             if c.return_convergence_delta {
                 let (attr, delta) = call.run_with_convergence_delta().map_err(err)?;

@@ -6,10 +6,8 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
-use influence_core::{
-    Attribution, Baselines, InfluenceError, InternalInfluence, LayerActivation, LayerConductance,
-    LayerGradientXActivation, LayerIntegratedGradients, Method, Target,
-};
+use influence_core::{Attribution, Baselines, InfluenceError, Method, Target};
+use influence_digits::explain::CallSettings;
 use influence_digits::model::{DigitsCnn, DigitsCnnConfig};
 use serde::Deserialize;
 
@@ -254,46 +252,15 @@ pub(crate) async fn attribute<B: AutodiffBackend>(
     baselines: Option<Baselines<B>>,
     progress: Option<ProgressFn>,
 ) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
-    macro_rules! path {
-        ($explainer:expr) => {{
-            let explainer = $explainer;
-            let mut call = explainer
-                .attribute(x)
-                .target(target)
-                .n_steps(options.n_steps.unwrap_or(50))
-                .method(rule);
-            if let Some(b) = baselines {
-                call = call.baselines(b);
-            }
-            if let Some(m) = options.internal_batch_size {
-                call = call.internal_batch_size(m);
-            }
-            if let Some(p) = progress {
-                call = call.progress(move |done, total| p(done, total));
-            }
-            call.run_async().await
-        }};
-    }
-    match method {
-        LayerMethod::InternalInfluence => path!(InternalInfluence::new(model, layer)?),
-        LayerMethod::LayerConductance => path!(LayerConductance::new(model, layer)?),
-        LayerMethod::LayerIntegratedGradients => {
-            path!(LayerIntegratedGradients::new(model, layer)?)
-        }
-        LayerMethod::LayerGradientXActivation => {
-            LayerGradientXActivation::new(model, layer)?
-                .attribute(x)
-                .target(target)
-                .run_async()
-                .await
-        }
-        LayerMethod::LayerActivation => {
-            LayerActivation::new(model, layer)?
-                .attribute(x)
-                .run_async()
-                .await
-        }
-    }
+    let settings = CallSettings {
+        n_steps: options.n_steps.unwrap_or(50),
+        method: rule,
+        internal_batch_size: options.internal_batch_size,
+        baselines,
+        progress,
+        ..CallSettings::new(target)
+    };
+    method.call(model, layer, x, settings)?.run_async().await
 }
 
 /// The values and shape of a device read, or its error as [`InfluenceError::Read`].

@@ -1,0 +1,663 @@
+//! The engine's front door: one `attribute` call of a path method (Internal Influence, Layer
+//! Conductance, Layer Integrated Gradients), with Captum's arguments, checked on the host and
+//! handed to the engine ([`crate::engine`]), whose passes add into the method's running
+//! result ([`crate::sums`]).
+//!
+//! Each method's own file holds its formula and its constructor: a model copy and its
+//! layers ([`Explained`]) and the [`PathKind`] that picks the running result here. Every
+//! setter and every `run` is written once, on [`AttributeCall`].
+
+use core::marker::PhantomData;
+use std::sync::Arc;
+
+use burn::config::Config;
+use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
+
+use crate::chunking::{conductance_chunks, parallel_chunks};
+use crate::engine::{Call, Deferred, PathSpace, ProgressFn, SweepGraphs, default_threads};
+use crate::explainable::{EvalArgs, EvalInputs};
+use crate::inputs::PathInputs;
+use crate::noise_tunnel::{self, Noise, NoiseTunnel};
+use crate::sums::{Differences, Sums, WeightedSums, convergence_delta, multiply_by_layer};
+use crate::tensor_group::collect;
+use crate::{
+    AnyTensor, Attribution, Baselines, Distribution, Eval, Explainable, ForwardArgs,
+    InfluenceError, LayerSide, Method, Quantity, Target, ToEval,
+};
+
+/// The settings of a path method's attribution (Internal Influence, Layer Conductance, Layer
+/// Integrated Gradients), with Captum's names and defaults.
+#[derive(Config, Debug, PartialEq)]
+pub struct InternalInfluenceConfig {
+    /// Number of quadrature points (Captum's `n_steps`).
+    #[config(default = 50)]
+    pub n_steps: usize,
+    /// Quadrature rule (Captum's `method`).
+    #[config(default = "Method::GaussLegendre")]
+    pub method: Method,
+    /// Largest number of rows (examples × steps) alive in the forward/backward passes at
+    /// once (Captum's `internal_batch_size`), shared between the [`threads`](Self::threads);
+    /// `None` runs all steps at once (in one pass per thread).
+    #[config(default = "None")]
+    pub internal_batch_size: Option<usize>,
+    /// Attribute to the layer's input instead of its output (Captum's
+    /// `attribute_to_layer_input`).
+    #[config(default = false)]
+    pub attribute_to_layer_input: bool,
+    /// Threads that run the passes, each on its own run of quadrature steps (not in Captum).
+    /// `None` chooses: the machine's cores on a CPU backend (flex, ndarray, candle), one on
+    /// a GPU, and never more than `n_steps`. With `internal_batch_size`, the threads share it:
+    /// peak memory still follows it. On a CPU backend a call runs on a rayon pool kept per
+    /// calling thread (as many workers as cores, or as threads if more), one pass per
+    /// worker at a time, so that the backend's kernels split their work within it; the
+    /// calling thread waits for the call.
+    #[config(default = "None")]
+    pub threads: Option<usize>,
+}
+
+/// What every layer method is built from: the model's copy in inference mode on
+/// [`Eval<B>`], its parameters not requiring gradients, and the explained layers, checked to be
+/// ones the model exposes. Shared (reference-counted) by the method and its calls.
+pub(crate) struct Explained<B: AutodiffBackend, M: Explainable<B>> {
+    pub(crate) model: Arc<M::EvalModel>,
+    /// One layer, or several explained in one pass.
+    pub(crate) layers: Arc<[String]>,
+    _backend: PhantomData<B>,
+}
+
+impl<B: AutodiffBackend, M: Explainable<B>> Clone for Explained<B, M> {
+    fn clone(&self) -> Self {
+        Self {
+            model: self.model.clone(),
+            layers: self.layers.clone(),
+            _backend: PhantomData,
+        }
+    }
+}
+
+impl<B: AutodiffBackend, M: Explainable<B>> core::fmt::Debug for Explained<B, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Explained")
+            .field("layers", &self.layers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: AutodiffBackend, M: Explainable<B>> Explained<B, M> {
+    /// Takes the model's copy (every parameter of `model` is read first, so a freshly
+    /// initialised model is explained with the weights it holds) and checks the layers.
+    ///
+    /// # Errors
+    /// [`InfluenceError::UnknownLayer`] when the model does not expose a layer;
+    /// [`InfluenceError::NoLayers`] for an empty list; [`InfluenceError::RepeatedLayer`] for a
+    /// layer named twice.
+    pub(crate) fn new<S: Into<String>>(
+        model: &M,
+        layers: impl IntoIterator<Item = S>,
+    ) -> Result<Self, InfluenceError> {
+        let layers: Vec<String> = layers.into_iter().map(Into::into).collect();
+        if layers.is_empty() {
+            return Err(InfluenceError::NoLayers);
+        }
+        if let Some((_, layer)) = layers
+            .iter()
+            .enumerate()
+            .find(|(i, l)| layers[..*i].contains(l))
+        {
+            return Err(InfluenceError::RepeatedLayer {
+                name: layer.clone(),
+            });
+        }
+        let available = model.layer_names();
+        if let Some(layer) = layers.iter().find(|l| !available.contains(l)) {
+            return Err(InfluenceError::UnknownLayer {
+                name: layer.clone(),
+                available,
+            });
+        }
+        Ok(Self {
+            model: Arc::new(model.to_eval_model()),
+            layers: layers.into(),
+            _backend: PhantomData,
+        })
+    }
+
+    /// The first explained layer.
+    pub(crate) fn layer(&self) -> &str {
+        &self.layers[0]
+    }
+
+    /// A call of the path method `kind` on `inputs`, every other argument at Captum's default.
+    pub(crate) fn call(&self, kind: PathKind, inputs: M::Inputs) -> AttributeCall<B, M> {
+        AttributeCall::new(self.model.clone(), self.layers.clone(), kind, inputs)
+    }
+}
+
+/// Which path method an [`AttributeCall`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathKind {
+    /// [`InternalInfluence`](crate::InternalInfluence).
+    InternalInfluence,
+    /// [`LayerConductance`](crate::LayerConductance).
+    Conductance,
+    /// [`LayerIntegratedGradients`](crate::LayerIntegratedGradients).
+    IntegratedGradients {
+        /// Multiply the integrated gradients by `h(x) − h(x')`.
+        multiply_by_inputs: bool,
+    },
+}
+
+impl PathKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PathKind::InternalInfluence => "InternalInfluence",
+            PathKind::Conductance => "LayerConductance",
+            PathKind::IntegratedGradients { .. } => "LayerIntegratedGradients",
+        }
+    }
+}
+
+/// One `attribute` call of a path method (Internal Influence, Layer Conductance, Layer
+/// Integrated Gradients) being set up; every argument but `inputs` has Captum's default.
+///
+/// It owns what it needs (the method's model copy and layers are shared, reference-counted),
+/// so it can be kept in a variable, set up over several statements, and outlive the method:
+///
+/// ```ignore
+/// let mut call = InternalInfluence::new(&model, "layer3")?.attribute(images).target(Target::Predicted);
+/// if let Some(m) = chunk {
+///     call = call.internal_batch_size(m);
+/// }
+/// let attribution = call.run()?;
+/// ```
+pub struct AttributeCall<B: AutodiffBackend, M: Explainable<B>> {
+    pub(crate) model: Arc<M::EvalModel>,
+    pub(crate) layers: Arc<[String]>,
+    pub(crate) kind: PathKind,
+    pub(crate) inputs: M::Inputs,
+    pub(crate) baselines: Baselines<B>,
+    /// A target read from a tensor may have failed to read; the error is returned by `run`.
+    pub(crate) quantity: Result<Quantity<Eval<B>>, InfluenceError>,
+    pub(crate) distribution: Distribution<M::Inputs>,
+    pub(crate) multiply_by_activation: bool,
+    pub(crate) noise_tunnel: Option<NoiseTunnel<M::Inputs>>,
+    pub(crate) args: Option<M::Args>,
+    pub(crate) config: InternalInfluenceConfig,
+    pub(crate) progress: Option<ProgressFn>,
+}
+
+impl<B, M> AttributeCall<B, M>
+where
+    B: AutodiffBackend,
+    M: Explainable<B>,
+{
+    pub(crate) fn new(
+        model: Arc<M::EvalModel>,
+        layers: Arc<[String]>,
+        kind: PathKind,
+        inputs: M::Inputs,
+    ) -> Self {
+        AttributeCall {
+            model,
+            layers,
+            kind,
+            inputs,
+            baselines: Baselines::zeros(),
+            quantity: Ok(Quantity::Target(Target::None)),
+            distribution: Distribution::Path,
+            multiply_by_activation: false,
+            noise_tunnel: None,
+            args: None,
+            config: InternalInfluenceConfig::new(),
+            progress: None,
+        }
+    }
+
+    /// Calls `progress(passes_done, passes)` after each forward/backward pass of the call
+    /// (a chunk of quadrature steps: with `internal_batch_size`, `n_steps` steps take several
+    /// passes), from the thread that ran the pass. For progress bars over long calls; the
+    /// call's result does not depend on it.
+    pub fn progress(mut self, progress: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(progress));
+        self
+    }
+
+    /// Where the path starts (Captum's `baselines`, default zeros): a scalar (`f32` or
+    /// `f64`), a tensor of the input's shape or with first dim 1, or one [`crate::Baseline`]
+    /// per input.
+    pub fn baselines(mut self, baselines: impl Into<Baselines<B>>) -> Self {
+        self.baselines = baselines.into();
+        self
+    }
+
+    /// Which output value to explain (Captum's `target`, default none): an index (`3`), a
+    /// tuple shared by every example (`(1, 0)`), one class per example (`vec![2, 7, 0]`), or
+    /// any [`Target`]. See the [`target` module docs](crate::Target).
+    pub fn target(mut self, target: impl Into<Target>) -> Self {
+        self.quantity = Ok(Quantity::Target(target.into()));
+        self
+    }
+
+    /// What is differentiated, when it is not one output value (the paper's quantity of
+    /// interest; replaces [`target`](Self::target)): a comparative quantity
+    /// (`Quantity::comparative(3, 8)`), the top class at each point, or any function of the
+    /// output. See [`Quantity`].
+    pub fn quantity(mut self, quantity: Quantity<Eval<B>>) -> Self {
+        self.quantity = Ok(quantity);
+        self
+    }
+
+    /// Where the gradients are taken (the paper's distribution of interest, default the
+    /// straight path from the baselines, as Captum): the input itself, or given points with
+    /// weights. Internal Influence only. See [`Distribution`].
+    pub fn distribution(mut self, distribution: Distribution<M::Inputs>) -> Self {
+        self.distribution = distribution;
+        self
+    }
+
+    /// Multiply the influence by the layer's activation at the input, `h(x) · χ` (the paper's
+    /// attribution rather than its influence; default false). Internal Influence only; with
+    /// [`Distribution::Point`] it is Captum's `LayerGradientXActivation`.
+    pub fn multiply_by_activation(mut self, yes: bool) -> Self {
+        self.multiply_by_activation = yes;
+        self
+    }
+
+    /// One class per example, from an integer tensor: the `[batch]` or `[batch, 1]` output of
+    /// `argmax(1)`, of any backend (Captum's tensor `target`). Reads the tensor (a
+    /// synchronous read; on WebGPU in a browser use [`Target::from_tensor_async`] and
+    /// [`target`](Self::target)).
+    pub fn target_tensor<B2: Backend, const D: usize>(
+        mut self,
+        target: Tensor<B2, D, Int>,
+    ) -> Self {
+        self.quantity = Target::from_tensor(target).map(Quantity::Target);
+        self
+    }
+
+    /// The forward's non-attributed arguments (Captum's `additional_forward_args`). A
+    /// tensor whose dim 0 is the batch is repeated once per quadrature step; anything else
+    /// is passed unchanged (see [`ForwardArgs`]).
+    pub fn additional_forward_args(mut self, args: M::Args) -> Self {
+        self.args = Some(args);
+        self
+    }
+
+    /// Number of quadrature points (default 50).
+    pub fn n_steps(mut self, n_steps: usize) -> Self {
+        self.config.n_steps = n_steps;
+        self
+    }
+
+    /// Quadrature rule (default Gauss-Legendre).
+    pub fn method(mut self, method: Method) -> Self {
+        self.config.method = method;
+        self
+    }
+
+    /// Largest number of rows (examples × steps) in the forward/backward passes at once,
+    /// all threads together; see [`InternalInfluenceConfig::internal_batch_size`].
+    pub fn internal_batch_size(mut self, internal_batch_size: usize) -> Self {
+        self.config.internal_batch_size = Some(internal_batch_size);
+        self
+    }
+
+    /// Attribute to the layer's input instead of its output (default false).
+    pub fn attribute_to_layer_input(mut self, yes: bool) -> Self {
+        self.config.attribute_to_layer_input = yes;
+        self
+    }
+
+    /// Threads for the passes (default: the machine's cores on a CPU backend, one on a GPU);
+    /// see [`InternalInfluenceConfig::threads`]. `threads(1)` runs one
+    /// pass at a time (on a CPU backend its kernels still use every core); 0 is taken as 1,
+    /// and more threads than `n_steps` as `n_steps`.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.config.threads = Some(threads);
+        self
+    }
+
+    /// Runs the call on noisy copies of the inputs and combines their attributions (Captum's
+    /// `NoiseTunnel` around the method: SmoothGrad, SmoothGrad², VarGrad). See
+    /// [`NoiseTunnel`]. Not with [`run_with_convergence_delta`](Self::run_with_convergence_delta)
+    /// or [`Distribution::Points`].
+    pub fn noise_tunnel(mut self, noise_tunnel: NoiseTunnel<M::Inputs>) -> Self {
+        self.noise_tunnel = Some(noise_tunnel);
+        self
+    }
+
+    /// Replaces all the settings at once.
+    pub fn config(mut self, config: InternalInfluenceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Computes the attribution.
+    ///
+    /// Reads from the device once, at the end, for the checks that need values; the result
+    /// stays on the device. On WebGPU in a browser, where synchronous reads fail, use
+    /// [`run_async`](Self::run_async).
+    ///
+    /// # Shapes
+    /// - returns: one tensor per tensor of the layer's output (or input), each shaped like
+    ///   it with the caller's batch: `[batch, ...]`.
+    ///
+    /// # Errors
+    /// Every [`InfluenceError`] about `inputs`, `baselines`, `target`, `n_steps`, `method`,
+    /// `internal_batch_size`, `additional_forward_args` and the layer;
+    /// [`InfluenceError::Forward`] when the model's forward fails on the inputs;
+    /// [`InfluenceError::NotInferenceFunction`] when the model's output for an example
+    /// depends on the rest of the batch or on random draws.
+    pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        self.single_layer()?;
+        let (attributions, checks, _) = self.compute(false)?;
+        checks.check()?;
+        Ok(attributions.into_iter().next().expect("one layer"))
+    }
+
+    /// Computes the attribution of every explained layer (see
+    /// [`InternalInfluence::with_layers`](crate::InternalInfluence::with_layers)), in the order given, from one forward/backward
+    /// pass per chunk.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_layers(self) -> Result<Vec<Attribution<B::InnerBackend>>, InfluenceError> {
+        let (attributions, checks, _) = self.compute(false)?;
+        checks.check()?;
+        Ok(attributions)
+    }
+
+    /// `run` and `run_with_convergence_delta` give one layer's attribution.
+    pub(crate) fn single_layer(&self) -> Result<(), InfluenceError> {
+        match self.layers.len() {
+            1 => Ok(()),
+            n => Err(InfluenceError::SeveralLayers { layers: n }),
+        }
+    }
+
+    /// [`run`](Self::run) without a blocking read: the one read is awaited.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
+        self.single_layer()?;
+        let (attributions, checks, _) = self.compute(false)?;
+        checks.check_async().await?;
+        Ok(attributions.into_iter().next().expect("one layer"))
+    }
+
+    /// [`run`](Self::run), also returning the convergence delta (Captum's
+    /// `return_convergence_delta=True`): per example, the sum of the attribution over all the
+    /// layer's values minus `F_target(x) − F_target(x')` (Captum's
+    /// `compute_convergence_delta`). It measures how far the attribution is from
+    /// completeness; it shrinks as `n_steps` grows.
+    ///
+    /// # Shapes
+    /// - returns: the attribution, and the delta `[batch]`
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); [`InfluenceError::NoConvergenceDelta`] for Internal Influence,
+    /// which has none in Captum.
+    #[allow(clippy::type_complexity)]
+    pub fn run_with_convergence_delta(
+        self,
+    ) -> Result<(Attribution<B::InnerBackend>, Tensor<B::InnerBackend, 1>), InfluenceError> {
+        self.single_layer()?;
+        let (attributions, checks, delta) = self.compute(true)?;
+        checks.check()?;
+        let attribution = attributions.into_iter().next().expect("one layer");
+        Ok((attribution, delta.expect("asked for")))
+    }
+
+    /// Every host-side check, then the passes, without reading back; with `delta`, also the
+    /// convergence delta.
+    #[allow(clippy::type_complexity)]
+    fn compute(
+        self,
+        delta: bool,
+    ) -> Result<
+        (
+            Vec<Attribution<B::InnerBackend>>,
+            Deferred<B::InnerBackend>,
+            Option<Tensor<B::InnerBackend, 1>>,
+        ),
+        InfluenceError,
+    > {
+        if delta && self.kind == PathKind::InternalInfluence {
+            return Err(InfluenceError::NoConvergenceDelta {
+                method: self.kind.name(),
+            });
+        }
+        let config = self.config;
+        let kind = self.kind;
+        let not_path = !matches!(self.distribution, Distribution::Path);
+        if not_path && kind != PathKind::InternalInfluence {
+            return Err(InfluenceError::UnsupportedDistribution {
+                method: kind.name(),
+                distribution: self.distribution.name(),
+            });
+        }
+        if self.multiply_by_activation && kind != PathKind::InternalInfluence {
+            return Err(InfluenceError::NotForMethod {
+                option: "multiply_by_activation",
+                method: kind.name(),
+            });
+        }
+        // Conductance evaluates n_steps + 1 points and uses their differences (Captum's
+        // `alphas_func(n_steps + 1)`); the weights are not used.
+        if kind == PathKind::Conductance && config.n_steps == 0 {
+            // No interval between points: nothing to attribute.
+            return Err(InfluenceError::TooFewSteps {
+                method: config.method.name(),
+                min: 1,
+                n_steps: 0,
+            });
+        }
+        // The points of the passes (with given points: placeholders), their weights, and the
+        // given points.
+        let (alphas, weights, given) =
+            match self.distribution {
+                Distribution::Path => {
+                    let points =
+                        match kind {
+                            PathKind::Conductance => config.n_steps.checked_add(1).ok_or(
+                                InfluenceError::TooManySteps {
+                                    n_steps: config.n_steps,
+                                    max: crate::MAX_STEPS,
+                                },
+                            )?,
+                            _ => config.n_steps,
+                        };
+                    let rule = config.method.rule(points)?;
+                    (rule.alphas().to_vec(), rule.weights().to_vec(), None)
+                }
+                Distribution::Point => (vec![1.0], vec![1.0], None),
+                Distribution::Points { points, weights } => {
+                    if points.len() != weights.len() {
+                        return Err(InfluenceError::PointWeights {
+                            points: points.len(),
+                            weights: weights.len(),
+                        });
+                    }
+                    if let Some((index, &value)) =
+                        weights.iter().enumerate().find(|(_, w)| !w.is_finite())
+                    {
+                        return Err(InfluenceError::BadWeight { index, value });
+                    }
+                    (vec![0.0; points.len()], weights, Some(points))
+                }
+            };
+        // Conductance's steps are its intervals; every other method's, its points.
+        let steps = match kind {
+            PathKind::Conductance => config.n_steps,
+            _ => alphas.len(),
+        };
+        let quantity = self.quantity?;
+        let inputs: EvalInputs<B, M> = self.inputs.to_eval();
+        // Whatever this call records in Burn's graph server is freed when it returns.
+        let _sweep =
+            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
+        // Off the path, the points stand alone: the baselines are not used (and at α = 1 from
+        // zeros the interpolated inputs are the inputs exactly).
+        let baselines = if not_path {
+            Baselines::zeros()
+        } else {
+            self.baselines.to_eval()
+        };
+        let (inputs, baselines, quantity, noise) = match self.noise_tunnel {
+            None => (inputs, baselines, quantity, None),
+            Some(nt) => {
+                if delta {
+                    return Err(InfluenceError::NotForMethod {
+                        option: "run_with_convergence_delta",
+                        method: "a noise tunnel",
+                    });
+                }
+                if given.is_some() {
+                    return Err(InfluenceError::NotForMethod {
+                        option: "noise_tunnel",
+                        method: "Distribution::Points",
+                    });
+                }
+                let noise = match nt.noise {
+                    Noise::Gaussian {
+                        samples,
+                        stdev,
+                        seed,
+                    } => Noise::Gaussian {
+                        samples,
+                        stdev,
+                        seed,
+                    },
+                    Noise::Given(samples) => {
+                        Noise::Given(samples.into_iter().map(|s| collect(&s.to_eval())).collect())
+                    }
+                };
+                let e = noise_tunnel::expand(inputs, baselines, quantity, noise)?;
+                (
+                    e.inputs,
+                    e.baselines,
+                    e.quantity,
+                    Some((nt.nt_type, e.samples)),
+                )
+            }
+        };
+        let mut path = PathInputs::new(collect(&inputs), &baselines)?;
+        if let Some(points) = given {
+            let points = points.into_iter().map(|p| collect(&p.to_eval())).collect();
+            path = path.with_points(points)?;
+        }
+        let batch = path.batch();
+        for target in quantity.targets() {
+            target.check_count(batch)?;
+        }
+        let device = collect(&inputs)[0].flat().device();
+        let threads = config
+            .threads
+            .unwrap_or_else(|| default_threads::<B>(&device))
+            .clamp(1, steps.max(1));
+        let (chunks, threads) = match kind {
+            // Chunks of intervals between consecutive points; each pass also evaluates the
+            // point that ends its last interval (Captum's `include_endpoint`).
+            PathKind::Conductance => {
+                conductance_chunks(steps, batch, config.internal_batch_size, threads)?
+            }
+            _ => parallel_chunks(steps, batch, config.internal_batch_size, threads)?,
+        };
+        let args: EvalArgs<B, M> = match self.args {
+            Some(args) => args.to_eval(),
+            None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
+        };
+        let side = LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input);
+        let layers: Vec<(String, LayerSide)> =
+            self.layers.iter().map(|l| (l.clone(), side)).collect();
+        let n = weights.len();
+        let weights =
+            Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(weights, [n]), &device);
+        let space = match kind {
+            PathKind::IntegratedGradients { .. } => PathSpace::Layer,
+            _ => PathSpace::Input,
+        };
+        let call: Call<Eval<B>, M::EvalModel> = Call {
+            inputs,
+            path,
+            args,
+            quantity,
+            layers: layers.clone(),
+            alphas,
+            chunks,
+            space,
+            endpoints: delta || self.multiply_by_activation,
+            progress: self.progress,
+        };
+        let (sums, checks, ends) = match kind {
+            PathKind::Conductance => {
+                let new_sums = || Differences(Sums::new(batch, layers.len()));
+                let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
+                (sums.0, checks, ends)
+            }
+            _ => {
+                let new_sums = || WeightedSums {
+                    weights: weights.clone(),
+                    sums: Sums::new(batch, layers.len()),
+                };
+                let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
+                (sums.sums, checks, ends)
+            }
+        };
+        let mut per_layer: Vec<_> = sums.layers;
+        if let (
+            PathKind::IntegratedGradients {
+                multiply_by_inputs: true,
+            },
+            Some(ends),
+        ) = (kind, &ends)
+        {
+            per_layer = per_layer
+                .into_iter()
+                .zip(&ends.layers)
+                .map(|(tensors, ends)| {
+                    multiply_by_layer::<B>(tensors, ends, |start, end| end.clone() - start.clone())
+                })
+                .collect();
+        }
+        if let (true, Some(ends)) = (self.multiply_by_activation, &ends) {
+            per_layer = per_layer
+                .into_iter()
+                .zip(&ends.layers)
+                .map(|(tensors, ends)| multiply_by_layer::<B>(tensors, ends, |_, end| end.clone()))
+                .collect();
+        }
+        let delta = match (&ends, delta) {
+            (Some(ends), true) => Some(convergence_delta::<B>(&per_layer[0], ends)),
+            _ => None,
+        };
+        if let Some((nt_type, samples)) = noise {
+            per_layer = per_layer
+                .into_iter()
+                .map(|tensors| {
+                    tensors
+                        .into_iter()
+                        .map(|(flat, mut shape)| {
+                            shape[0] /= samples;
+                            (noise_tunnel::combine(nt_type, samples, flat), shape)
+                        })
+                        .collect()
+                })
+                .collect();
+        }
+        let attributions = layers
+            .into_iter()
+            .zip(per_layer)
+            .map(|((layer, side), tensors)| Attribution {
+                layer,
+                side,
+                tensors: tensors
+                    .into_iter()
+                    .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
+                    .collect(),
+            })
+            .collect();
+        Ok((attributions, checks, delta))
+    }
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Golden cases for NoiseTunnel (tests/fixtures/golden/noise_tunnel/, run by tests/golden.rs on
+every backend): Captum 0.9's NoiseTunnel around
+InternalInfluence (smoothgrad, smoothgrad_sq, vargrad), in float64, on four golden models
+(tests/fixtures/golden/internal_influence: two CNNs, an MLP and a 1-D CNN, each with its own
+inputs, baselines, target and quadrature; between them a scalar baseline, baselines with one
+row per example and one broadcast row, and index-tuple, per-example and per-example-tuple
+targets, which the tunnel repeats for every noisy copy), with noise drawn here from a seeded torch generator
+and handed to Captum in place of its own draw (torch.normal), so that the Rust test can give
+the same noise (NoiseTunnel::given).
+
+Needs: pip install torch captum numpy   (CPU is enough)
+usage: python3 scripts/noise_tunnel/reference.py [--out tests/fixtures/golden/noise_tunnel]
+Writes one file per case, in the golden format (tests/fixtures/golden/README.md): the golden
+case it comes from (model, inputs, baselines, target, layer, n_steps, method), with
+`noise_tunnel` {nt_type, stdev, noise {shape [nt_samples, batch, ...], data}} (sample-major:
+noise[s, i] is added to example i in noisy copy s), Captum's float64 `expected`, PyTorch's own
+float32 error `float32_max_abs_err`, and the golden files' tolerance, max(2e-5 * max|expected|,
+1e-6).
+"""
+import argparse, json, os
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import captum
+import captum.attr._core.noise_tunnel as nt_module
+from captum.attr import InternalInfluence, NoiseTunnel
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+GOLDEN = os.path.join(ROOT, "tests", "fixtures", "golden", "internal_influence")
+CASES = [
+    # (golden file, nt_samples, stdev)
+    ("g020_cnn_out4d_conv1_riemann_left_3.json", 5, 0.3),
+    ("g032_mlp_deep_act1_gausslegendre_64.json", 4, 0.5),
+    ("g008_cnn_out4d_conv2_gausslegendre_1.json", 3, 0.25),
+    ("g004_conv1d_act1_gausslegendre_64.json", 3, 0.2),
+]
+NT_TYPES = ["smoothgrad", "smoothgrad_sq", "vargrad"]
+SEED = 7
+
+
+def tensor(d):
+    return torch.tensor(np.array(d["data"], dtype=np.float64).reshape(d["shape"]))
+
+
+def build(spec):
+    """The golden model (its README's layer types), float64, eval mode."""
+    mods = OrderedDict()
+    for l in spec["model"]["layers"]:
+        t = l["type"]
+        if t == "linear":
+            m = torch.nn.Linear(l["in_features"], l["out_features"], bias=l["bias"] is not None)
+        elif t in ("conv2d", "conv1d"):
+            cls = torch.nn.Conv2d if t == "conv2d" else torch.nn.Conv1d
+            m = cls(l["in_channels"], l["out_channels"], l["kernel_size"],
+                    stride=l["stride"], padding=l["padding"], bias=l["bias"] is not None)
+        elif t == "relu":
+            m = torch.nn.ReLU()
+        elif t == "tanh":
+            m = torch.nn.Tanh()
+        elif t == "sigmoid":
+            m = torch.nn.Sigmoid()
+        elif t == "gelu":
+            m = torch.nn.GELU()
+        elif t == "max_pool2d":
+            m = torch.nn.MaxPool2d(l["kernel_size"], l["stride"])
+        elif t == "avg_pool2d":
+            m = torch.nn.AvgPool2d(l["kernel_size"], l["stride"])
+        elif t == "flatten":
+            m = torch.nn.Flatten()
+        else:
+            raise ValueError(f"layer type {t} not needed here")
+        m = m.double()
+        with torch.no_grad():
+            if l.get("weight") is not None:
+                m.weight.copy_(tensor(l["weight"]))
+            if l.get("bias") is not None:
+                m.bias.copy_(tensor(l["bias"]))
+        mods[l["name"]] = m
+    return torch.nn.Sequential(mods).eval()
+
+
+def target_of(t):
+    if t is None:
+        return None
+    if "index" in t:
+        return t["index"]
+    if "per_example" in t:
+        return t["per_example"]
+    if "tuple" in t:
+        return tuple(t["tuple"])
+    return [tuple(v) for v in t["per_example_tuple"]]
+
+
+def baselines_of(b):
+    if b is None:
+        return None
+    if "scalar" in b:
+        return b["scalar"]
+    return tensor(b["tensor"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "golden", "noise_tunnel"))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    written = 0
+    gen = torch.Generator().manual_seed(SEED)
+    real_normal = torch.normal
+    for name, nt_samples, stdev in CASES:
+        with open(os.path.join(GOLDEN, name)) as f:
+            case = json.load(f)
+        case = case[0] if isinstance(case, list) else case
+        model = build(case)
+        x = tensor(case["inputs"])
+        batch = x.shape[0]
+        for nt_type in NT_TYPES:
+            noise = torch.randn((nt_samples,) + tuple(x.shape), generator=gen, dtype=torch.float64) * stdev
+            # Captum adds torch.normal(0, stdev, size=[batch * nt_samples, ...]) to the inputs
+            # repeated with repeat_interleave (row i * nt_samples + s is example i, copy s).
+            interleaved = noise.transpose(0, 1).reshape((batch * nt_samples,) + tuple(x.shape[1:]))
+            def run(dtype):
+                calls = []
+                noisy = interleaved.to(dtype)
+
+                def given_normal(mean, std):
+                    # Captum calls torch.normal(0, stdev_expanded), a tensor of the stdev per
+                    # value of the repeated inputs.
+                    calls.append(tuple(std.shape))
+                    assert tuple(std.shape) == tuple(noisy.shape), (std.shape, noisy.shape)
+                    assert torch.allclose(std.double(), torch.full(std.shape, stdev, dtype=torch.float64)) and mean == 0
+                    return noisy.clone()
+
+                m = model.to(dtype)
+                b = baselines_of(case["baselines"])
+                if isinstance(b, torch.Tensor):
+                    b = b.to(dtype)
+                nt_module.torch.normal = given_normal
+                try:
+                    ii = InternalInfluence(m, getattr(m, case["layer"]))
+                    attr = NoiseTunnel(ii).attribute(
+                        x.to(dtype), nt_type=nt_type, nt_samples=nt_samples, stdevs=stdev,
+                        baselines=b, target=target_of(case["target"]),
+                        n_steps=case["n_steps"], method=case["method"],
+                        attribute_to_layer_input=case["attribute_to_layer_input"])
+                finally:
+                    nt_module.torch.normal = real_normal
+                    model.double()
+                assert len(calls) == 1, calls
+                return attr.detach().double()
+
+            attr = run(torch.float64)
+            f32_err = (run(torch.float32) - attr).abs().max().item()
+            scale = attr.abs().max().item()
+            out = dict(case)
+            out["name"] = f"nt_{nt_type}_{case['name']}"
+            out["reference"] = (f"Captum {captum.__version__} NoiseTunnel(InternalInfluence), "
+                                f"float64, given noise (scripts/noise_tunnel/reference.py)")
+            out["noise_tunnel"] = {
+                "nt_type": nt_type,
+                "stdev": stdev,
+                "noise": {"shape": list(noise.shape), "data": noise.flatten().tolist()},
+            }
+            out["expected"] = {"shape": list(attr.shape), "data": attr.flatten().tolist()}
+            out["float32_max_abs_err"] = f32_err
+            out["tolerance"] = {"abs": max(2e-5 * scale, 1e-6),
+                                "note": "|actual - expected| <= abs, elementwise"}
+            path = os.path.join(args.out, out["name"] + ".json")
+            with open(path, "w") as f:
+                json.dump(out, f)
+            written += 1
+            print(f"{out['name']}: |attr| max {scale:.3e}, PyTorch float32 error {f32_err:.2e}")
+    print(f"wrote {written} cases to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
