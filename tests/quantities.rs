@@ -459,6 +459,32 @@ fn a_gaussian_noise_tunnel_is_seeded_and_without_noise_is_the_method() {
         )),
         InfluenceError::NoiseShape { sample: 1, .. }
     ));
+    // A wrong per-example target count is reported against the caller's batch.
+    let count = ii(&model)
+        .attribute(x.clone())
+        .target(vec![1, 2])
+        .noise_tunnel(NoiseTunnel::gaussian(NoiseType::SmoothGrad, 3, 0.1, 1))
+        .run();
+    assert!(matches!(
+        count,
+        Err(InfluenceError::TargetCount {
+            got: 2,
+            batch: BATCH
+        })
+    ));
+    // Off the path there is no n_steps to choose.
+    let tolerance = ii(&model)
+        .attribute(x.clone())
+        .target(target.clone())
+        .distribution(Distribution::Point)
+        .run_to_tolerance(1e-3);
+    assert!(matches!(
+        tolerance,
+        Err(InfluenceError::NotForMethod {
+            option: "run_to_tolerance",
+            ..
+        })
+    ));
     assert!(matches!(
         "smoothgrad_sq".parse::<NoiseType>(),
         Ok(NoiseType::SmoothGradSq)
@@ -467,4 +493,89 @@ fn a_gaussian_noise_tunnel_is_seeded_and_without_noise_is_the_method() {
         "smooth".parse::<NoiseType>(),
         Err(InfluenceError::UnknownNoiseType { .. })
     ));
+}
+
+#[test]
+fn the_top_class_follows_the_largest_output_along_the_path() {
+    let (model, x) = model_and_inputs();
+    let n = 6;
+    let rule = Method::GaussLegendre.rule(n).unwrap();
+    let top = values(
+        &ii(&model)
+            .attribute(x.clone())
+            .quantity(Quantity::TopClass)
+            .n_steps(n)
+            .run()
+            .unwrap(),
+    );
+    // Independently: at each node, the arg-max class of each example (from the model's
+    // inference forward), explained as a one-point distribution with the node's weight.
+    let mut sum = vec![0f32; top.len()];
+    let mut classes_seen = std::collections::BTreeSet::new();
+    for (&a, &w) in rule.alphas().iter().zip(rule.weights()) {
+        let z = x.clone().mul_scalar(a);
+        let logits = burn_influence::predict(&model, z.clone(), &()).unwrap();
+        let classes: Vec<usize> = logits
+            .to_vec()
+            .unwrap()
+            .chunks(10)
+            .map(|row| (0..10).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap())
+            .collect();
+        classes_seen.extend(classes.iter().copied());
+        let node = values(
+            &ii(&model)
+                .attribute(x.clone())
+                .target(classes)
+                .distribution(Distribution::Points {
+                    points: vec![z],
+                    weights: vec![w],
+                })
+                .run()
+                .unwrap(),
+        );
+        for (s, v) in sum.iter_mut().zip(node) {
+            *s += v;
+        }
+    }
+    let d = rel_diff(&sum, &top);
+    assert!(
+        d < 1e-5,
+        "relative difference {d} (classes along the path: {classes_seen:?})"
+    );
+}
+
+#[test]
+fn a_noise_tunnel_repeats_per_example_forward_arguments() {
+    use burn_influence::{NoiseTunnel, NoiseType};
+    use influence_testkit::captum_models::{BasicModelMultiLayer, MultiLayerOptions};
+    let model = BasicModelMultiLayer::<B>::new(MultiLayerOptions::default(), &device());
+    let t = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [3, 3]), &device());
+    let x = t(vec![0.5, 1.0, -2.0, 3.0, 0.25, 1.5, -1.0, 2.0, 0.75]);
+    // One row per example: repeated for every noisy copy, as Captum does.
+    let add = t(vec![1.0, -0.5, 2.0, 0.0, 1.5, -1.0, 0.5, 0.5, 3.0]);
+    let noise = [
+        t(vec![0.3, -0.2, 0.1, 0.0, 0.4, -0.6, 0.2, 0.1, -0.3]),
+        t(vec![-0.1, 0.5, 0.2, -0.4, 0.1, 0.3, -0.2, 0.0, 0.6]),
+    ];
+    let ii = InternalInfluence::new(&model, "relu").unwrap();
+    let call = |x: Tensor<B, 2>| {
+        ii.attribute(x)
+            .target(vec![0, 1, 1])
+            .additional_forward_args(Some(add.clone()))
+            .n_steps(10)
+    };
+    let tunnel = values(
+        &call(x.clone())
+            .noise_tunnel(NoiseTunnel::given(NoiseType::SmoothGrad, noise.to_vec()))
+            .run()
+            .unwrap(),
+    );
+    let one = |k: usize| values(&call(x.clone() + noise[k].clone()).run().unwrap());
+    let mean: Vec<f32> = one(0)
+        .iter()
+        .zip(one(1))
+        .map(|(a, b)| (a + b) / 2.0)
+        .collect();
+    let d = rel_diff(&mean, &tunnel);
+    assert!(d < 1e-5, "relative difference {d}");
 }

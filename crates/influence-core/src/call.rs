@@ -21,7 +21,7 @@ use crate::noise_tunnel::{self, Noise, NoiseTunnel};
 use crate::sums::{Differences, Sums, WeightedSums, convergence_delta, multiply_by_layer};
 use crate::tensor_group::collect;
 use crate::{
-    AnyTensor, Attribution, Baselines, Distribution, Eval, Explainable, ForwardArgs,
+    AnyTensor, Attribution, Baselines, Distribution, Eval, Expansion, Explainable, ForwardArgs,
     InfluenceError, LayerSide, Method, Quantity, Target, ToEval,
 };
 
@@ -504,13 +504,19 @@ where
         } else {
             self.baselines.to_eval()
         };
+        // Per-example targets fit the caller's batch (checked again after a noise tunnel
+        // repeats them).
+        let caller_batch = collect(&inputs)[0].batch();
+        for target in quantity.targets() {
+            target.check_count(caller_batch)?;
+        }
         let (inputs, baselines, quantity, noise) = match self.noise_tunnel {
             None => (inputs, baselines, quantity, None),
             Some(nt) => {
                 if delta {
                     return Err(InfluenceError::NotForMethod {
                         option: "run_with_convergence_delta",
-                        method: "a noise tunnel",
+                        method: "a call with a noise tunnel",
                     });
                 }
                 if given.is_some() {
@@ -564,10 +570,15 @@ where
             }
             _ => parallel_chunks(steps, batch, config.internal_batch_size, threads)?,
         };
-        let args: EvalArgs<B, M> = match self.args {
+        let mut args: EvalArgs<B, M> = match self.args {
             Some(args) => args.to_eval(),
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
         };
+        if let Some((_, samples)) = noise {
+            // Per-example arguments repeated for every noisy copy, sample-major like the
+            // inputs (Captum's NoiseTunnel repeats them too).
+            args = args.expand(&Expansion::new(caller_batch, samples));
+        }
         let side = LayerSide::from_attribute_to_layer_input(config.attribute_to_layer_input);
         let layers: Vec<(String, LayerSide)> =
             self.layers.iter().map(|l| (l.clone(), side)).collect();

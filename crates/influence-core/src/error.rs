@@ -404,8 +404,8 @@ pub enum InfluenceError {
         distribution: &'static str,
     },
 
-    /// A setting that the method does not take.
-    #[error("{option}: not for {method}; it is an option of InternalInfluence")]
+    /// A setting that the method (or the call's other settings) does not take.
+    #[error("{option}: not available for {method}")]
     NotForMethod {
         /// The setting.
         option: &'static str,

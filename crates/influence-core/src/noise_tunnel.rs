@@ -12,11 +12,13 @@
 //! In the paper's terms it is a distribution of interest: Gaussian noise around the input,
 //! combined with the method's own (the path from the baseline to each noisy input, for
 //! Internal Influence). As in Captum, the baselines and per-example targets are repeated for
-//! every noisy copy, and the noisy copies of all the examples go through one call, so
+//! every noisy copy, as are additional forward arguments with one row per example, and the
+//! noisy copies of all the examples go through one call, so
 //! `internal_batch_size`, `threads` and `progress` apply to them as to any batch.
 //!
-//! The noise is drawn on the host from a seeded generator (ChaCha12, `rand`'s `StdRng`, and
-//! `rand_distr`'s normal distribution), so a call is reproducible on every backend; or it is
+//! The noise is drawn on the host from a seeded generator (`rand_chacha`'s ChaCha12, whose
+//! stream is fixed across releases, and `rand_distr`'s normal distribution), so a call is
+//! reproducible on every backend; or it is
 //! given, sample by sample ([`Noise::Given`]), e.g. to reproduce another library's draws.
 //! A [`Target::Predicted`] is resolved for each noisy copy (its own
 //! predicted class); give the classes to explain the clean input's prediction instead.
@@ -138,6 +140,7 @@ pub(crate) struct Expanded<G, B: Backend> {
 /// the engine's backend, when given).
 ///
 /// # Errors
+/// [`InfluenceError::BatchMismatch`] for inputs of different batches;
 /// [`InfluenceError::NoNoise`] for no samples; [`InfluenceError::BadStdev`] for a standard
 /// deviation that is negative or not finite; [`InfluenceError::NoiseShape`] for a given
 /// sample not shaped like the inputs.
@@ -152,6 +155,14 @@ pub(crate) fn expand<B: Backend, G: TensorGroup<B> + Clone>(
         .map(|t| t.shape().to_vec())
         .collect();
     let batch = shapes.first().map_or(0, |s| s[0]);
+    if let Some((input, shape)) = shapes.iter().enumerate().find(|(_, s)| s[0] != batch) {
+        return Err(InfluenceError::BatchMismatch {
+            input,
+            expected: batch,
+            got: shape[0],
+            shape: shape.clone(),
+        });
+    }
     let (samples, mut noises): (usize, Vec<Tensor<B, 2>>) = match noise {
         Noise::Gaussian {
             samples,
@@ -165,7 +176,7 @@ pub(crate) fn expand<B: Backend, G: TensorGroup<B> + Clone>(
                 .ok()
                 .filter(|_| stdev.is_finite() && stdev >= 0.0)
                 .ok_or(InfluenceError::BadStdev { stdev })?;
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
             let device = crate::tensor_group::collect(&inputs)
                 .first()
                 .map(|t| t.flat().device());

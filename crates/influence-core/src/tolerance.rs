@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::call::AttributeCall;
-use crate::{Attribution, Explainable, InfluenceError};
+use crate::{Attribution, Distribution, Explainable, InfluenceError};
 
 impl<B, M> AttributeCall<B, M>
 where
@@ -28,12 +28,23 @@ where
     /// # Errors
     /// As [`run`](Self::run); [`InfluenceError::BadTolerance`] for an `rtol` that is not a
     /// positive finite number; [`InfluenceError::ToleranceNotReached`] when
-    /// [`MAX_TOLERANCE_STEPS`] points are not enough.
+    /// [`MAX_TOLERANCE_STEPS`] points are not enough; [`InfluenceError::NotForMethod`] for a
+    /// call whose distribution is not the path.
     pub fn run_to_tolerance(self, rtol: f64) -> Result<Converged<B::InnerBackend>, InfluenceError> {
         if !(rtol.is_finite() && rtol > 0.0) {
             return Err(InfluenceError::BadTolerance { rtol });
         }
         self.single_layer()?;
+        if !matches!(self.distribution, Distribution::Path) {
+            // Off the path there is no n_steps to choose.
+            return Err(InfluenceError::NotForMethod {
+                option: "run_to_tolerance",
+                method: match self.distribution {
+                    Distribution::Point => "Distribution::Point",
+                    _ => "Distribution::Points",
+                },
+            });
+        }
         let mut n = 4;
         let mut coarse = self.at_steps(n).run()?;
         loop {
