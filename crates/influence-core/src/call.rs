@@ -506,9 +506,12 @@ where
         };
         // Per-example targets fit the caller's batch (checked again after a noise tunnel
         // repeats them).
-        let caller_batch = collect(&inputs)[0].batch();
-        for target in quantity.targets() {
-            target.check_count(caller_batch)?;
+        // (No inputs: `PathInputs::new` reports it.)
+        let caller_batch = collect(&inputs).first().map_or(0, |x| x.batch());
+        if caller_batch > 0 {
+            for target in quantity.targets() {
+                target.check_count(caller_batch)?;
+            }
         }
         let (inputs, baselines, quantity, noise) = match self.noise_tunnel {
             None => (inputs, baselines, quantity, None),
