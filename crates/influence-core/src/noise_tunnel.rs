@@ -150,10 +150,8 @@ pub(crate) fn expand<B: Backend, G: TensorGroup<B> + Clone>(
     quantity: Quantity<B>,
     noise: Noise<Vec<AnyTensor<B>>>,
 ) -> Result<Expanded<G, B>, InfluenceError> {
-    let shapes: Vec<Vec<usize>> = crate::tensor_group::collect(&inputs)
-        .iter()
-        .map(|t| t.shape().to_vec())
-        .collect();
+    let tensors = crate::tensor_group::collect(&inputs);
+    let shapes: Vec<Vec<usize>> = tensors.iter().map(|t| t.shape().to_vec()).collect();
     let batch = shapes.first().map_or(0, |s| s[0]);
     if let Some((input, shape)) = shapes.iter().enumerate().find(|(_, s)| s[0] != batch) {
         return Err(InfluenceError::BatchMismatch {
@@ -177,9 +175,7 @@ pub(crate) fn expand<B: Backend, G: TensorGroup<B> + Clone>(
                 .filter(|_| stdev.is_finite() && stdev >= 0.0)
                 .ok_or(InfluenceError::BadStdev { stdev })?;
             let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
-            let device = crate::tensor_group::collect(&inputs)
-                .first()
-                .map(|t| t.flat().device());
+            let device = tensors.first().map(|t| t.flat().device());
             let noises = shapes
                 .iter()
                 .map(|shape| {
