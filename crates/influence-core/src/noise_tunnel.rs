@@ -18,7 +18,7 @@
 //!
 //! The noise is drawn on the host from a seeded generator (`rand_chacha`'s ChaCha12, whose
 //! stream is fixed across releases, and `rand_distr`'s normal distribution), so a call is
-//! reproducible on every backend; or it is
+//! reproducible (the same noise on every backend); or it is
 //! given, sample by sample ([`Noise::Given`]), e.g. to reproduce another library's draws.
 //! A [`Target::Predicted`] is resolved for each noisy copy (its own
 //! predicted class); give the classes to explain the clean input's prediction instead.
