@@ -123,6 +123,19 @@ OVERRIDES = {
             Ok(y) => y,
             Err(a) => <B as ModuleOps<B>>::conv2d_x_backward(a.x, a.weight, a.output_grad, a.options),
         }""",
+    # `Policy::max_pool2d`: a max pool kernel of the policy's own (autodiff calls it for an
+    # untracked pool); `Err` hands the call back to `B`.
+    "max_pool2d": """match P::max_pool2d::<B>(MaxPool2dArgs {
+            x,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            ceil_mode,
+        }) {
+            Ok(y) => y,
+            Err(a) => <B as ModuleOps<B>>::max_pool2d(a.x, a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode),
+        }""",
     # `Policy::gelu` / `Policy::gelu_backward`: the policy's own GELU kernels (autodiff's
     # GELU calls `B::gelu` forward and `B::gelu_backward` backward); `Err` hands the call back.
     "gelu": """match P::gelu::<B>(tensor) {
@@ -381,7 +394,7 @@ def generate(src):
         "use burn_backend::{Backend, Distribution, ExecutionError, Scalar, TensorData, TensorMetadata, TensorPrimitive};",
         "use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};",
         "",
-        "use super::{BinaryOp, Conv2dArgs, Conv2dBackwardArgs, Decorator, Policy, tp_in, tp_out};",
+        "use super::{BinaryOp, Conv2dArgs, Conv2dBackwardArgs, Decorator, MaxPool2dArgs, Policy, tp_in, tp_out};",
         "",
     ]
     count = 0

@@ -69,6 +69,15 @@ pub trait Policy: 'static {
         Err(args)
     }
 
+    /// A 2-D max pool of the policy's own: Burn's `ModuleOps::max_pool2d` with the same
+    /// arguments and result (`x` `[batch, channels, height, width]`; returns `[batch,
+    /// channels, out_height, out_width]`). Autodiff calls it where the pool is not tracked
+    /// (a tracked pool runs `max_pool2d_with_indices`, which stays `B`'s). `Err(args)` hands
+    /// the call back to `B`; by default every call goes to `B`.
+    fn max_pool2d<B: Backend>(args: MaxPool2dArgs<B>) -> Result<FloatTensor<B>, MaxPool2dArgs<B>> {
+        Err(args)
+    }
+
     /// An elementwise `lhs op rhs` of the policy's own: Burn's `float_add`, `float_sub`,
     /// `float_mul` or `float_div` with the same arguments and result (two float tensors of
     /// one rank whose shapes broadcast; returns the broadcast shape). Under autodiff the
@@ -151,6 +160,23 @@ pub struct Conv2dArgs<B: Backend> {
     pub bias: Option<FloatTensor<B>>,
     /// Stride, padding, dilation and groups.
     pub options: ConvOptions<2>,
+}
+
+/// The arguments of Burn's `ModuleOps::max_pool2d`, given to [`Policy::max_pool2d`] and
+/// handed back by it when it leaves the call to the wrapped backend.
+pub struct MaxPool2dArgs<B: Backend> {
+    /// The input, `[batch, channels, height, width]`.
+    pub x: FloatTensor<B>,
+    /// The window `[height, width]`.
+    pub kernel_size: [usize; 2],
+    /// Stride `[y, x]`.
+    pub stride: [usize; 2],
+    /// Padding `[y, x]` on both sides (never the maximum).
+    pub padding: [usize; 2],
+    /// Dilation `[y, x]`.
+    pub dilation: [usize; 2],
+    /// Round the output size up instead of down.
+    pub ceil_mode: bool,
 }
 
 /// The arguments of Burn's `ModuleOps::conv2d_x_backward`, given to

@@ -67,8 +67,8 @@ pub use call::{AttributeCall, InternalInfluenceConfig};
 pub use chunking::step_chunks;
 pub use dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
 pub use decorator::{
-    BinaryOp, Conv2dArgs, Conv2dBackwardArgs, CubeclFixes, Decorator, EvalMode, ExactRecip, Policy,
-    conv2d_x_backward_by_forward,
+    BinaryOp, Conv2dArgs, Conv2dBackwardArgs, CubeclFixes, Decorator, EvalMode, ExactRecip,
+    MaxPool2dArgs, Policy, conv2d_x_backward_by_forward,
 };
 pub use distribution::Distribution;
 pub use error::InfluenceError;

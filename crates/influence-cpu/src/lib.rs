@@ -6,11 +6,13 @@
 //!   dilation: im2col straight from the NCHW rows and one `gemm` product per piece of the
 //!   output;
 //! - [`conv::conv2d_x_backward`]: its input gradient, what autodiff's convolution backward
-//!   needs (`gemm` with the transposed kernel, then col2im).
+//!   needs (`gemm` with the transposed kernel, then col2im);
+//! - [`pool::max_pool2d`]: a 2-D max pool, forward only (no indices), NCHW.
 //!
-//! Both run their pieces in parallel on rayon's pool (the calling thread's pool when called
+//! All run their pieces in parallel on rayon's pool (the calling thread's pool when called
 //! inside one). See `docs/performance.md` for what they are worth against Burn's own kernels.
 
 #![warn(missing_docs)]
 
 pub mod conv;
+pub mod pool;

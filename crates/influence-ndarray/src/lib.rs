@@ -11,12 +11,13 @@ use burn_backend::{Backend as BurnBackend, DType, TensorMetadata};
 use burn_ndarray::NdArrayTensor;
 use core::any::Any;
 use influence_cpu::conv::{self, Geometry};
+use influence_cpu::pool::{self, PoolGeometry};
 
 pub use influence_core::*;
 
 /// The inner (non-autodiff) backend: `NdArray<f32>` with this crate's kernels
-/// ([`NdArrayKernels`]): exact reciprocals, and 2-D convolutions (forward and input gradient)
-/// on [`influence_cpu`]'s im2col/`gemm` kernels.
+/// ([`NdArrayKernels`]): exact reciprocals, 2-D convolutions (forward and input gradient)
+/// on [`influence_cpu`]'s im2col/`gemm` kernels, and its 2-D max pool.
 pub type InnerBackend = Decorator<burn_ndarray::NdArray<f32>, NdArrayKernels>;
 
 /// The autodiff backend the attribution runs on.
@@ -44,7 +45,9 @@ pub fn device() -> Device {
 ///   [`influence_cpu::conv`]: im2col and one `gemm` product per piece of the output, and its
 ///   transpose with col2im. Burn 0.21's ndarray runs a direct loop of multiply-adds per kernel
 ///   offset (and its transposed convolution likewise), which made a ResNet-18 at 224×224
-///   40–80× slower than on flex (`docs/performance.md`).
+///   40–80× slower than on flex (`docs/performance.md`);
+/// - **2-D max pool, forward**, where autodiff does not track it (floor mode, padding at most
+///   half the window), on [`influence_cpu::pool::max_pool2d`]: the same values.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NdArrayKernels;
 
@@ -115,6 +118,30 @@ impl Policy for NdArrayKernels {
             &[g.batch, g.c_in, g.height, g.width],
             dx,
         )))
+    }
+
+    fn max_pool2d<B: BurnBackend>(
+        args: MaxPool2dArgs<B>,
+    ) -> Result<FloatTensor<B>, MaxPool2dArgs<B>> {
+        let Some(x) = as_ndarray::<B>(&args.x) else {
+            return Err(args);
+        };
+        let Some(g) = PoolGeometry::new(
+            &x.shape(),
+            args.kernel_size,
+            args.stride,
+            args.padding,
+            args.dilation,
+            args.ceil_mode,
+        ) else {
+            return Err(args);
+        };
+        let Some(xs) = f32s(x) else {
+            return Err(args);
+        };
+        let [oh, ow] = g.out_hw().expect("checked by PoolGeometry::new");
+        let y = pool::max_pool2d(&xs, &g);
+        Ok(from_ndarray::<B>(tensor(&[g.batch, g.channels, oh, ow], y)))
     }
 }
 

@@ -16,7 +16,9 @@ use burn_backend::{
 };
 use burn_std::{BoolDType, FloatDType, IntDType, Shape, Slice};
 
-use super::{BinaryOp, Conv2dArgs, Conv2dBackwardArgs, Decorator, Policy, tp_in, tp_out};
+use super::{
+    BinaryOp, Conv2dArgs, Conv2dBackwardArgs, Decorator, MaxPool2dArgs, Policy, tp_in, tp_out,
+};
 
 impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     fn float_from_data(data: TensorData, device: &Device<Self>) -> FloatTensor<Self> {
@@ -1907,7 +1909,24 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dilation: [usize; 2],
         ceil_mode: bool,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+        match P::max_pool2d::<B>(MaxPool2dArgs {
+            x,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            ceil_mode,
+        }) {
+            Ok(y) => y,
+            Err(a) => <B as ModuleOps<B>>::max_pool2d(
+                a.x,
+                a.kernel_size,
+                a.stride,
+                a.padding,
+                a.dilation,
+                a.ceil_mode,
+            ),
+        }
     }
 
     fn max_pool2d_with_indices(
