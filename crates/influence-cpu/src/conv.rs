@@ -19,6 +19,8 @@
 //! back onto the input positions it was read from (zero for the padding). Images run in
 //! parallel, each writing its own gradient.
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 /// Output positions above which one image is cut into tiles (bounds the im2col buffer to
@@ -121,6 +123,33 @@ impl Out {
     }
 }
 
+/// Scratch buffers shared by the tasks of one call: one slot per thread of the pool, so a
+/// thread reuses its buffer from task to task (each task would otherwise allocate and zero a
+/// fresh im2col matrix, megabytes, and fault its pages in). Dropped with the call.
+struct Scratch<T>(Vec<Mutex<T>>);
+
+impl<T: Default> Scratch<T> {
+    fn new() -> Self {
+        Self(
+            (0..rayon::current_num_threads())
+                .map(|_| Mutex::new(T::default()))
+                .collect(),
+        )
+    }
+
+    /// Runs `f` with this thread's buffers; with fresh ones where the slot is busy (a task
+    /// that started inside a product that lent its thread to the pool) or poisoned.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let slot = rayon::current_thread_index()
+            .and_then(|i| self.0.get(i))
+            .and_then(|m| m.try_lock().ok());
+        match slot {
+            Some(mut buffers) => f(&mut buffers),
+            None => f(&mut T::default()),
+        }
+    }
+}
+
 /// `y = conv2d(x, weight) + bias` for `x` `[batch, c_in, height, width]` and `weight`
 /// `[c_out, c_in, kh, kw]`, both contiguous. Returns `[batch, c_out, out_h, out_w]`
 /// contiguous.
@@ -173,9 +202,9 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> 
 
     let dst = Out(out.as_mut_ptr());
     let in_img = g.c_in * g.height * g.width;
-    pieces.par_iter().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(col, tmp): &mut (Vec<f32>, Vec<f32>), piece| {
+    let scratch = Scratch::<(Vec<f32>, Vec<f32>)>::new();
+    pieces.par_iter().for_each(|piece| {
+        scratch.with(|(col, tmp)| {
             let span = piece.p1 - piece.p0;
             let cols = piece.images * span;
             col.resize(k * cols, 0.0);
@@ -245,8 +274,8 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> 
                     }
                 }
             }
-        },
-    );
+        })
+    });
     out
 }
 
@@ -357,44 +386,46 @@ pub fn conv2d_x_backward(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     } else {
         gemm::Parallelism::None
     };
-    dx.par_chunks_mut(in_img).enumerate().for_each_init(
-        Vec::new,
-        |dcol: &mut Vec<f32>, (b, dx_img)| {
-            let dy_img = &dy[b * out_img..(b + 1) * out_img];
-            for p0 in (0..n_img).step_by(TILE) {
-                let p1 = (p0 + TILE).min(n_img);
-                let span = p1 - p0;
-                dcol.resize(k * span, 0.0);
-                // SAFETY: dst `dcol` is `[k, span]` row-major; lhs is `weightᵀ`, `[k, c_out]`
-                // with element (i, j) at `weight[j · k + i]`; rhs is `dy`'s `[c_out, span]`
-                // window starting at position p0 with row stride `n_img`; all in bounds.
-                unsafe {
-                    gemm::gemm(
-                        k,
-                        span,
-                        g.c_out,
-                        dcol.as_mut_ptr(),
-                        1,
-                        span as isize,
-                        false,
-                        weight.as_ptr(),
-                        k as isize,
-                        1,
-                        dy_img.as_ptr().add(p0),
-                        1,
-                        n_img as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        parallelism,
-                    );
+    let scratch = Scratch::<Vec<f32>>::new();
+    dx.par_chunks_mut(in_img)
+        .enumerate()
+        .for_each(|(b, dx_img)| {
+            scratch.with(|dcol| {
+                let dy_img = &dy[b * out_img..(b + 1) * out_img];
+                for p0 in (0..n_img).step_by(TILE) {
+                    let p1 = (p0 + TILE).min(n_img);
+                    let span = p1 - p0;
+                    dcol.resize(k * span, 0.0);
+                    // SAFETY: dst `dcol` is `[k, span]` row-major; lhs is `weightᵀ`, `[k, c_out]`
+                    // with element (i, j) at `weight[j · k + i]`; rhs is `dy`'s `[c_out, span]`
+                    // window starting at position p0 with row stride `n_img`; all in bounds.
+                    unsafe {
+                        gemm::gemm(
+                            k,
+                            span,
+                            g.c_out,
+                            dcol.as_mut_ptr(),
+                            1,
+                            span as isize,
+                            false,
+                            weight.as_ptr(),
+                            k as isize,
+                            1,
+                            dy_img.as_ptr().add(p0),
+                            1,
+                            n_img as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                    col2im(dx_img, dcol, g, [oh, ow], p0..p1);
                 }
-                col2im(dx_img, dcol, g, [oh, ow], p0..p1);
-            }
-        },
-    );
+            })
+        });
     dx
 }
 

@@ -98,19 +98,33 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
     out.par_chunks_mut(plane_out * per_task)
         .zip(x.par_chunks(plane_in * per_task))
         .for_each(|(out, x)| {
+            let mut rows = Vec::new();
             for (out, x) in out.chunks_mut(plane_out).zip(x.chunks(plane_in)) {
-                pool_plane(x, out, g, ow);
+                pool_plane(x, out, g, ow, &mut rows);
             }
         });
     out
 }
 
+/// `a` if it is larger or NaN, else `b`: PyTorch's maximum (a NaN wins). Branch-free, so
+/// the loops below vectorise.
+#[inline(always)]
+fn larger(a: f32, b: f32) -> f32 {
+    if a > b || a.is_nan() { a } else { b }
+}
+
 /// One plane: `out` (`oh × ow`, filled with `-∞`) takes the maximum of each window of `x`.
-fn pool_plane(x: &[f32], out: &mut [f32], g: &PoolGeometry, ow: usize) {
+/// Separable: for each output row, the maximum over the window's input rows (contiguous,
+/// vectorised), then over the window's columns.
+fn pool_plane(x: &[f32], out: &mut [f32], g: &PoolGeometry, ow: usize, rows: &mut Vec<f32>) {
     let [sy, sx] = g.stride;
     let [dy, dx] = g.dilation;
     let [py, px] = g.padding;
+    let width = g.width;
+    rows.clear();
+    rows.resize(width, f32::NEG_INFINITY);
     for (oy, row) in out.chunks_mut(ow).enumerate() {
+        rows.fill(f32::NEG_INFINITY);
         for ky in 0..g.kernel[0] {
             let Some(iy) = (oy * sy + ky * dy).checked_sub(py) else {
                 continue;
@@ -118,18 +132,23 @@ fn pool_plane(x: &[f32], out: &mut [f32], g: &PoolGeometry, ow: usize) {
             if iy >= g.height {
                 continue;
             }
-            let line = &x[iy * g.width..(iy + 1) * g.width];
-            for kx in 0..g.kernel[1] {
-                let off = kx * dx;
-                // Output columns whose input column `ox·sx + off − px` lies in the row.
-                let lo = px.saturating_sub(off).div_ceil(sx);
-                let hi = ow.min((g.width + px).saturating_sub(off).div_ceil(sx));
-                for (ox, m) in row.iter_mut().enumerate().take(hi).skip(lo) {
-                    let v = line[ox * sx + off - px];
-                    if v > *m || v.is_nan() {
-                        *m = v;
-                    }
-                }
+            let line = &x[iy * width..(iy + 1) * width];
+            for (m, &v) in rows.iter_mut().zip(line) {
+                *m = larger(v, *m);
+            }
+        }
+        for kx in 0..g.kernel[1] {
+            let off = kx * dx;
+            // Output columns whose input column `ox·sx + off − px` lies in the row.
+            let lo = px.saturating_sub(off).div_ceil(sx);
+            let hi = ow.min((width + px).saturating_sub(off).div_ceil(sx));
+            if lo >= hi {
+                continue;
+            }
+            let first = lo * sx + off - px;
+            let column = &rows[first..];
+            for (m, &v) in row[lo..hi].iter_mut().zip(column.iter().step_by(sx)) {
+                *m = larger(v, *m);
             }
         }
     }
