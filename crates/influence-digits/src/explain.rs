@@ -17,8 +17,8 @@ use influence_core::{
 use serde::Serialize;
 
 use crate::DigitsError;
-use crate::data::{CLASSES, Digits};
-use crate::model::{Ablation, DigitsCnn, spatial_shape};
+use crate::data::{CLASSES, Digits, PIXELS};
+use crate::model::{Ablation, DigitsCnn, ExpertView, spatial_shape};
 
 /// The layer method that explains the digits, with Captum's names (`internal_influence`,
 /// `layer_conductance`, `layer_integrated_gradients`, `layer_gradient_x_activation`,
@@ -295,6 +295,20 @@ pub struct ClassChannels {
 }
 
 impl ClassChannels {
+    /// The channels of `class` ranked by their mean influence `mean_influence` (one value per
+    /// channel) over `count` digits: [`ranking`](Self::ranking) is by decreasing influence,
+    /// ties in channel order.
+    pub fn from_mean(class: usize, count: usize, mean_influence: Vec<f32>) -> Self {
+        let mut ranking: Vec<usize> = (0..mean_influence.len()).collect();
+        ranking.sort_by(|&a, &b| mean_influence[b].total_cmp(&mean_influence[a]));
+        Self {
+            class,
+            count,
+            mean_influence,
+            ranking,
+        }
+    }
+
     /// The `k` most influential channels (largest mean influence).
     pub fn top(&self, k: usize) -> &[usize] {
         &self.ranking[..k.min(self.ranking.len())]
@@ -417,14 +431,7 @@ pub fn explain<B: AutodiffBackend>(
                     *a += b / members.len() as f32;
                 }
             }
-            let mut ranking: Vec<usize> = (0..channels).collect();
-            ranking.sort_by(|&a, &b| mean[b].total_cmp(&mean[a]));
-            ClassChannels {
-                class,
-                count: members.len(),
-                mean_influence: mean,
-                ranking,
-            }
+            ClassChannels::from_mean(class, members.len(), mean)
         })
         .collect();
     Ok(explanation)
@@ -528,4 +535,65 @@ pub struct ExpertMaps {
     /// Per expert: Integrated Gradients of its activation on the input, 8×8 row-major,
     /// averaged over the digits.
     pub maps: Vec<Vec<f32>>,
+}
+
+/// What the channels `experts` of `layer` respond to in input space, averaged over the digits
+/// `members` (indices into `data`): for each expert, the Integrated Gradients (32
+/// Gauss-Legendre points, zero baseline) of its activation summed over positions (an
+/// [`ExpertView`] of the model) on the input pixels, averaged over the digits. Leino et al.
+/// (2018, §3) visualise an expert by attributing its activation back to the input.
+/// `influence` is stored beside each expert (one value per expert).
+///
+/// # Shapes
+/// - each map: `[8, 8]` row-major, like the mean digit
+///
+/// # Errors
+/// [`DigitsError::Layer`] for a layer that is not spatial, and the attribution's errors.
+#[allow(clippy::too_many_arguments)]
+pub fn expert_maps<B: AutodiffBackend>(
+    model: &DigitsCnn<B>,
+    layer: &str,
+    data: &Digits,
+    class: usize,
+    members: &[usize],
+    experts: &[usize],
+    influence: &[f64],
+    device: &B::Device,
+) -> Result<ExpertMaps, DigitsError> {
+    let view = ExpertView::new(model, layer).ok_or_else(|| DigitsError::Layer {
+        name: layer.to_string(),
+    })?;
+    let n = members.len().max(1) as f32;
+    let mut mean_digit = vec![0f32; PIXELS];
+    for &i in members {
+        for (m, p) in mean_digit.iter_mut().zip(data.pixels[i]) {
+            *m += p / n;
+        }
+    }
+    let mut maps = Vec::new();
+    for &e in experts {
+        let mut map = vec![0f32; PIXELS];
+        if !members.is_empty() {
+            let ig = LayerIntegratedGradients::new(&view, "input")?
+                .attribute(data.images::<B>(members, device))
+                .target(Target::PerExample(vec![e; members.len()]))
+                .n_steps(32)
+                .method(Method::GaussLegendre)
+                .run()?;
+            for digit in ig.to_vec()?.chunks(PIXELS) {
+                for (m, v) in map.iter_mut().zip(digit) {
+                    *m += v / n;
+                }
+            }
+        }
+        maps.push(map);
+    }
+    Ok(ExpertMaps {
+        class,
+        digits: members.len(),
+        mean_digit,
+        experts: experts.to_vec(),
+        influence: influence.to_vec(),
+        maps,
+    })
 }

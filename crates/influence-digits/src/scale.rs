@@ -26,11 +26,10 @@ use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use influence_core::dataset::{DatasetAttribution, DatasetBatch, DatasetSummary};
-use influence_core::{LayerIntegratedGradients, Method, Target};
 
 use crate::data::{CLASSES, Digits, PIXELS, SIDE};
 pub use crate::explain::ExpertMaps;
-use crate::model::{DigitsCnn, ExpertView, SPATIAL_LAYERS};
+use crate::model::{DigitsCnn, SPATIAL_LAYERS};
 use crate::{DigitsError, RunConfig, Stage, load_or_train};
 
 /// Settings of a dataset-scale run, beside the [`RunConfig`].
@@ -272,7 +271,8 @@ fn weights_fingerprint(path: &std::path::Path) -> Result<String, DigitsError> {
 }
 
 /// Per class: the Integrated Gradients of each top expert's activation on the input,
-/// averaged over (up to `digits_per_map` of) the digits predicted as the class.
+/// averaged over (up to `digits_per_map` of) the digits predicted as the class
+/// ([`crate::explain::expert_maps`]).
 fn expert_maps<B: AutodiffBackend>(
     model: &DigitsCnn<B>,
     data: &Digits,
@@ -282,9 +282,6 @@ fn expert_maps<B: AutodiffBackend>(
     scale: &ScaleConfig,
     device: &B::Device,
 ) -> Result<Vec<ExpertMaps>, DigitsError> {
-    let view = ExpertView::new(model, &config.explain.layer).ok_or_else(|| DigitsError::Layer {
-        name: config.explain.layer.clone(),
-    })?;
     let mut out = Vec::new();
     for class in &summary.classes {
         let members: Vec<usize> = (0..predicted.len())
@@ -294,43 +291,23 @@ fn expert_maps<B: AutodiffBackend>(
         if members.is_empty() {
             continue;
         }
-        let mut mean_digit = vec![0f32; PIXELS];
-        for &i in &members {
-            for (m, p) in mean_digit.iter_mut().zip(data.pixels[i]) {
-                *m += p / members.len() as f32;
-            }
-        }
         let experts: Vec<usize> = class
             .experts
             .iter()
             .copied()
             .take(scale.experts_shown)
             .collect();
-        let mut maps = Vec::new();
-        for &e in &experts {
-            let ig = LayerIntegratedGradients::new(&view, "input")?
-                .attribute(data.images::<B>(&members, device))
-                .target(Target::PerExample(vec![e; members.len()]))
-                .n_steps(32)
-                .method(Method::GaussLegendre)
-                .run()?;
-            let values = ig.to_vec()?;
-            let mut map = vec![0f32; PIXELS];
-            for digit in values.chunks(PIXELS) {
-                for (m, v) in map.iter_mut().zip(digit) {
-                    *m += v / members.len() as f32;
-                }
-            }
-            maps.push(map);
-        }
-        out.push(ExpertMaps {
-            class: class.class,
-            digits: members.len(),
-            mean_digit,
-            influence: experts.iter().map(|&e| class.mean_influence[e]).collect(),
-            experts,
-            maps,
-        });
+        let influence: Vec<f64> = experts.iter().map(|&e| class.mean_influence[e]).collect();
+        out.push(crate::explain::expert_maps(
+            model,
+            &config.explain.layer,
+            data,
+            class.class,
+            &members,
+            &experts,
+            &influence,
+            device,
+        )?);
     }
     Ok(out)
 }
