@@ -6,6 +6,7 @@
 pub mod data;
 pub mod explain;
 pub mod model;
+pub mod paper;
 #[cfg(feature = "render")]
 pub mod render;
 #[cfg(feature = "scale")]

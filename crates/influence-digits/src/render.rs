@@ -386,6 +386,534 @@ pub fn expert_maps(
     })
 }
 
+/// The colours of the paper figures' series.
+mod series {
+    use plotters::style::RGBColor;
+    /// The experts (and their bars).
+    pub const EXPERTS: RGBColor = RGBColor(214, 39, 40);
+    /// Experts ranked on another set of digits.
+    pub const ALTERNATIVE: RGBColor = RGBColor(255, 127, 14);
+    /// Random channels.
+    pub const RANDOM: RGBColor = RGBColor(110, 110, 110);
+    /// The band of the random draws.
+    pub const RANDOM_BAND: RGBColor = RGBColor(215, 215, 215);
+    /// The least influential channels.
+    pub const BOTTOM: RGBColor = RGBColor(31, 119, 180);
+    /// Channels not marked.
+    pub const OTHER: RGBColor = RGBColor(170, 170, 170);
+}
+
+/// The figure's title lines: the first larger, the others smaller below it.
+fn title_lines<DB: plotters::backend::DrawingBackend>(
+    root: &plotters::drawing::DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+) -> Result<plotters::drawing::DrawingArea<DB, plotters::coord::Shift>, String> {
+    let mut root = root.clone();
+    for (i, line) in title.lines().enumerate() {
+        let size = if i == 0 { 17 } else { 12 };
+        root = root
+            .titled(line, ("sans-serif", size))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(root)
+}
+
+/// A bar per channel of `values` (x: channel, y: influence), the channels `marked` in the
+/// experts' colour and labelled above their bar, the others grey, under `caption`.
+fn channel_bars<DB: plotters::backend::DrawingBackend>(
+    area: &plotters::drawing::DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    values: &[f32],
+    marked: &[usize],
+    y_desc: &str,
+    x_desc: &str,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let n = values.len();
+    let hi = values.iter().fold(0f32, |m, &v| m.max(v));
+    let lo = values.iter().fold(0f32, |m, &v| m.min(v));
+    let pad = 0.18 * (hi - lo).max(f32::MIN_POSITIVE);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 13))
+        .margin(4)
+        .margin_right(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.6f32..(n as f32 - 0.4), (lo - 0.05 * pad)..(hi + pad))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n / 4 + 1)
+        .x_label_formatter(&|v| {
+            let c = v.round();
+            if (v - c).abs() < 1e-3 && c >= 0.0 {
+                format!("{c:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .y_labels(4)
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .light_line_style(WHITE)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 10))
+        .axis_desc_style(("sans-serif", 11))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(values.iter().enumerate().map(|(c, &v)| {
+            let colour = if marked.contains(&c) {
+                series::EXPERTS
+            } else {
+                series::OTHER
+            };
+            let x = c as f32;
+            Rectangle::new([(x - 0.38, 0.0), (x + 0.38, v)], colour.filled())
+        }))
+        .map_err(e)?;
+    chart
+        .draw_series(marked.iter().map(|&c| {
+            // The text hangs from its anchor: just above the bar.
+            let y = values[c].max(0.0) + 0.9 * pad;
+            Text::new(
+                format!("#{c}"),
+                (c as f32 - 0.7, y),
+                ("sans-serif", 10).into_font().color(&series::EXPERTS),
+            )
+        }))
+        .map_err(e)?;
+    Ok(())
+}
+
+/// The experts of each class (`paper-experts.png`, Leino et al. 2018 §3): one row per class
+/// with a bar chart of the distributional influence of every channel (its top experts, those
+/// of `maps`, marked and labelled), the class's mean digit, and what each marked expert
+/// responds to in input space (Integrated Gradients of its activation, averaged over the
+/// class's digits; one colour scale for the figure, in the colour bar).
+///
+/// # Errors
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn paper_experts(
+    path: &Path,
+    title: &str,
+    classes: &[crate::explain::ClassChannels],
+    maps: &[crate::explain::ExpertMaps],
+) -> Result<(), DigitsError> {
+    let rows = classes.len().max(1);
+    let cols = maps.iter().map(|m| m.maps.len()).max().unwrap_or(0) + 1;
+    let scale = maps
+        .iter()
+        .flat_map(|m| m.maps.iter().flatten())
+        .fold(0f32, |a, v| a.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let (bars_w, cell_w, row_h, bar_w) = (520u32, 118u32, 122u32, 105u32);
+    let title_h = 32 + 18 * title.lines().count().saturating_sub(1) as u32;
+    let width = bars_w + cols as u32 * cell_w + bar_w;
+    let height = rows as u32 * row_h + title_h;
+    figure(path, (width, height), |root| {
+        let root = title_lines(root, title)?;
+        let (bars, rest) = root.split_horizontally(bars_w);
+        let (tiles, cbar) = rest.split_horizontally(cols as u32 * cell_w);
+        let bar_cells = bars.split_evenly((rows, 1));
+        let cells = tiles.split_evenly((rows, cols));
+        for (r, class) in classes.iter().enumerate() {
+            let m = maps.iter().find(|m| m.class == class.class);
+            let marked = m.map(|m| m.experts.clone()).unwrap_or_default();
+            channel_bars(
+                &bar_cells[r],
+                &format!("class {} ({} held-out digits)", class.class, class.count),
+                &class.mean_influence,
+                &marked,
+                "influence",
+                "channel",
+            )?;
+            if let Some(m) = m {
+                pixel_tile(
+                    &cells[r * cols],
+                    &format!("mean {} digit", m.class),
+                    11,
+                    &|p| gray(m.mean_digit[p]),
+                )?;
+                for (k, map) in m.maps.iter().enumerate() {
+                    pixel_tile(
+                        &cells[r * cols + 1 + k],
+                        &format!("expert #{}", m.experts[k]),
+                        11,
+                        &|p| heat(map[p] / scale),
+                    )?;
+                }
+            }
+        }
+        colour_bar(&cbar, scale, "expert's activation: IG per pixel")
+    })
+}
+
+/// Positions `0..n` of a k axis, labelled with the `ks`.
+fn k_label(ks: &[usize]) -> impl Fn(&f32) -> String + '_ {
+    move |v: &f32| {
+        let i = v.round();
+        if (v - i).abs() < 1e-3 && i >= 0.0 && (i as usize) < ks.len() {
+            ks[i as usize].to_string()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Lines over the k positions with a dot at each point.
+fn k_series<DB: plotters::backend::DrawingBackend>(
+    chart: &mut plotters::chart::ChartContext<
+        '_,
+        DB,
+        plotters::coord::cartesian::Cartesian2d<
+            plotters::coord::types::RangedCoordf32,
+            plotters::coord::types::RangedCoordf64,
+        >,
+    >,
+    values: &[f64],
+    colour: plotters::style::RGBColor,
+    label: Option<&str>,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let points: Vec<(f32, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i as f32, v))
+        .collect();
+    let line = chart
+        .draw_series(std::iter::once(PathElement::new(
+            points.clone(),
+            colour.stroke_width(2),
+        )))
+        .map_err(e)?;
+    if let Some(l) = label {
+        line.label(l).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+        });
+    }
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+        .map_err(e)?;
+    Ok(())
+}
+
+/// The essence of each class (`paper-essence.png`, §4.2): per class (and pooled over all
+/// classes, first panel), the share of its held-out digits still predicted as the class with
+/// only `k` channels of the layer kept, for its top experts, its experts ranked on training
+/// digits, random channels (mean and min–max band of the draws) and its least influential
+/// channels.
+///
+/// # Errors
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn paper_essence(
+    path: &Path,
+    title: &str,
+    classes: &[crate::paper::ClassEssence],
+    pooled: &[crate::paper::EssenceRow],
+) -> Result<(), DigitsError> {
+    use plotters::prelude::*;
+    let (rows, cols) = (3usize, 4usize);
+    let title_h = 32 + 18 * title.lines().count().saturating_sub(1) as u32;
+    let (cell_w, cell_h) = (300u32, 250u32);
+    let all_digits: usize = classes.iter().map(|c| c.digits).sum();
+    figure(
+        path,
+        (cols as u32 * cell_w, rows as u32 * cell_h + title_h),
+        |root| {
+            let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+            let root = title_lines(root, title)?;
+            let cells = root.split_evenly((rows, cols));
+            let mut panels: Vec<(String, &[crate::paper::EssenceRow])> =
+                vec![(format!("all classes ({all_digits} digits)"), pooled)];
+            for c in classes {
+                panels.push((
+                    format!("class {} ({} digits)", c.class, c.digits),
+                    &c.rows[..],
+                ));
+            }
+            for (cell, (caption, data)) in cells.iter().zip(&panels) {
+                let ks: Vec<usize> = data.iter().map(|r| r.k).collect();
+                let n = ks.len().max(1);
+                let mut chart = ChartBuilder::on(cell)
+                    .caption(caption, ("sans-serif", 13))
+                    .margin(6)
+                    .margin_right(12)
+                    .x_label_area_size(32)
+                    .y_label_area_size(46)
+                    .build_cartesian_2d(-0.25f32..(n as f32 - 0.75), 0f64..1.04f64)
+                    .map_err(e)?;
+                let label = k_label(&ks);
+                chart
+                    .configure_mesh()
+                    .x_labels(n)
+                    .x_label_formatter(&label)
+                    .y_labels(6)
+                    .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
+                    .x_desc("k: channels kept")
+                    .y_desc("still predicted as the class")
+                    .label_style(("sans-serif", 10))
+                    .axis_desc_style(("sans-serif", 11))
+                    .light_line_style(WHITE)
+                    .draw()
+                    .map_err(e)?;
+                let band: Vec<(f32, f64)> = data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (i as f32, r.random_preserved_range.1))
+                    .chain(
+                        data.iter()
+                            .enumerate()
+                            .rev()
+                            .map(|(i, r)| (i as f32, r.random_preserved_range.0)),
+                    )
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        band,
+                        series::RANDOM_BAND.filled(),
+                    )))
+                    .map_err(e)?;
+                let col = |f: &dyn Fn(&crate::paper::EssenceRow) -> f64| -> Vec<f64> {
+                    data.iter().map(f).collect()
+                };
+                k_series(
+                    &mut chart,
+                    &col(&|r| r.random.preserved),
+                    series::RANDOM,
+                    None,
+                )?;
+                k_series(
+                    &mut chart,
+                    &col(&|r| r.bottom.preserved),
+                    series::BOTTOM,
+                    None,
+                )?;
+                k_series(
+                    &mut chart,
+                    &col(&|r| r.experts_train.preserved),
+                    series::ALTERNATIVE,
+                    None,
+                )?;
+                k_series(
+                    &mut chart,
+                    &col(&|r| r.experts.preserved),
+                    series::EXPERTS,
+                    None,
+                )?;
+            }
+            // The legend in the last panel.
+            if let Some(cell) = cells.get(panels.len()) {
+                let entries = [
+                    ("top-k experts (held-out digits)", series::EXPERTS),
+                    (
+                        "top-k experts ranked on training digits",
+                        series::ALTERNATIVE,
+                    ),
+                    ("k random channels (mean; band min-max)", series::RANDOM),
+                    ("k least influential channels", series::BOTTOM),
+                ];
+                for (i, (text, colour)) in entries.iter().enumerate() {
+                    let y = 60 + 30 * i as i32;
+                    cell.draw(&PathElement::new(
+                        vec![(20, y), (50, y)],
+                        colour.stroke_width(3),
+                    ))
+                    .map_err(e)?;
+                    cell.draw(&Circle::new((35, y), 3, colour.filled()))
+                        .map_err(e)?;
+                    cell.draw(&Text::new(
+                        text.to_string(),
+                        (58, y - 7),
+                        ("sans-serif", 12),
+                    ))
+                    .map_err(e)?;
+                }
+                cell.draw(&Text::new(
+                    "k = all: the plain held-out accuracy".to_string(),
+                    (20, 60 + 30 * entries.len() as i32),
+                    ("sans-serif", 12),
+                ))
+                .map_err(e)?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// One measure of a [`crate::paper::ZeroEffect`], for a panel.
+type Measure = dyn Fn(&crate::paper::ZeroEffect) -> f64;
+
+/// What tells two classes apart (`paper-comparative.png`, §4.3): the comparative influence of
+/// every channel (`F_of − F_against` over the `of` digits; its top channels marked), the drop
+/// of the margin `F_of − F_against` and the share of `of` digits predicted as `against` when
+/// `k` channels are zeroed (top comparative channels, the class's own top experts, random
+/// channels, least influential), and the marked channels in input space on the `of` digits
+/// (first row) and on the `against` digits (second row), as the Integrated Gradients of their
+/// activation at `maps_layer`.
+///
+/// # Errors
+/// [`DigitsError::Io`] when the figure cannot be drawn or written.
+pub fn paper_comparative(
+    path: &Path,
+    title: &str,
+    c: &crate::paper::Comparative,
+    maps: &[crate::explain::ExpertMaps; 2],
+    maps_layer: &str,
+) -> Result<(), DigitsError> {
+    use plotters::prelude::*;
+    let (a, b) = (c.pair.of, c.pair.against);
+    let n_maps = maps[0].maps.len();
+    let cols = n_maps + 1;
+    let scale = maps
+        .iter()
+        .flat_map(|m| m.maps.iter().flatten())
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let title_h = 32 + 18 * title.lines().count().saturating_sub(1) as u32;
+    let (top_h, cell_w, cell_h, bar_w) = (300u32, 150u32, 150u32, 110u32);
+    let width = (3 * 380u32).max(cols as u32 * cell_w + bar_w);
+    let height = title_h + top_h + 2 * cell_h + 24;
+    figure(path, (width, height), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let root = title_lines(root, title)?;
+        let (top, bottom) = root.split_vertically(top_h);
+        let panels = top.split_evenly((1, 3));
+        let marked = maps[0].experts.clone();
+        channel_bars(
+            &panels[0],
+            &format!("(a) comparative influence, {a}s: F_{a} − F_{b}"),
+            &c.influence.mean_influence,
+            &marked,
+            &format!("influence on F_{a} − F_{b}"),
+            "channel",
+        )?;
+        let ks: Vec<usize> = c.rows.iter().map(|r| r.k).collect();
+        let n = ks.len().max(1);
+        let label = k_label(&ks);
+        let measures: [(&str, String, &Measure); 2] = [
+            ("(b)", format!("drop of the margin F_{a} − F_{b}"), &|z| {
+                z.margin_drop
+            }),
+            ("(c)", format!("{a}s now predicted as {b}"), &|z| z.flipped),
+        ];
+        for (panel, (tag, desc, f)) in panels[1..].iter().zip(measures) {
+            let values: Vec<f64> = c
+                .rows
+                .iter()
+                .flat_map(|r| {
+                    [
+                        f(&r.comparative),
+                        f(&r.class_experts),
+                        f(&r.random),
+                        f(&r.bottom),
+                    ]
+                })
+                .collect();
+            let hi = values.iter().fold(0f64, |m, &v| m.max(v));
+            let lo = values.iter().fold(0f64, |m, &v| m.min(v));
+            let hi = if tag == "(c)" { hi.max(0.1) } else { hi };
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!("{tag} zeroing k channels: {desc}"),
+                    ("sans-serif", 13),
+                )
+                .margin(6)
+                .margin_right(14)
+                .x_label_area_size(32)
+                .y_label_area_size(50)
+                .build_cartesian_2d(-0.25f32..(n as f32 - 0.75), lo.min(0.0)..(hi * 1.12))
+                .map_err(e)?;
+            let share = tag == "(c)";
+            chart
+                .configure_mesh()
+                .x_labels(n)
+                .x_label_formatter(&label)
+                .y_labels(6)
+                .y_label_formatter(&|v| {
+                    if share {
+                        format!("{:.0}%", 100.0 * v)
+                    } else {
+                        format!("{v:.1}")
+                    }
+                })
+                .x_desc("k: channels zeroed")
+                .y_desc(desc.clone())
+                .label_style(("sans-serif", 10))
+                .axis_desc_style(("sans-serif", 11))
+                .light_line_style(WHITE)
+                .draw()
+                .map_err(e)?;
+            let col = |g: &dyn Fn(&crate::paper::ComparativeRow) -> f64| -> Vec<f64> {
+                c.rows.iter().map(g).collect()
+            };
+            k_series(
+                &mut chart,
+                &col(&|r| f(&r.random)),
+                series::RANDOM,
+                Some("random (mean)"),
+            )?;
+            k_series(
+                &mut chart,
+                &col(&|r| f(&r.bottom)),
+                series::BOTTOM,
+                Some("least comparative influence"),
+            )?;
+            k_series(
+                &mut chart,
+                &col(&|r| f(&r.class_experts)),
+                series::ALTERNATIVE,
+                Some(&format!("top experts of {a} (F_{a})")),
+            )?;
+            k_series(
+                &mut chart,
+                &col(&|r| f(&r.comparative)),
+                series::EXPERTS,
+                Some(&format!("top comparative (F_{a} − F_{b})")),
+            )?;
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 10))
+                .draw()
+                .map_err(e)?;
+        }
+        let bottom = bottom
+            .titled(
+                &format!(
+                    "(d) the marked channels in input space: IG of each channel's {maps_layer} activation, averaged over the held-out {a}s (top row) and {b}s (bottom row)"
+                ),
+                ("sans-serif", 12),
+            )
+            .map_err(e)?;
+        let (tiles, rest) = bottom.split_horizontally(cols as u32 * cell_w);
+        let (cbar, _) = rest.split_horizontally(bar_w);
+        let cells = tiles.split_evenly((2, cols));
+        for (r, m) in maps.iter().enumerate() {
+            pixel_tile(
+                &cells[r * cols],
+                &format!("mean {} ({} digits)", m.class, m.digits),
+                11,
+                &|p| gray(m.mean_digit[p]),
+            )?;
+            for (k, map) in m.maps.iter().enumerate() {
+                pixel_tile(
+                    &cells[r * cols + 1 + k],
+                    &format!("#{} on {}s", m.experts[k], m.class),
+                    11,
+                    &|p| heat(map[p] / scale),
+                )?;
+            }
+        }
+        colour_bar(&cbar, scale, "IG per pixel")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
