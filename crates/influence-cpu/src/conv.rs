@@ -344,13 +344,35 @@ fn im2col(
                         let s0 = lo + off - px;
                         d.copy_from_slice(&src[s0..s0 + (hi - lo)]);
                     } else {
-                        for (v, ox) in d.iter_mut().zip(lo..hi) {
-                            *v = src[ox * sx + off - px];
+                        let s = &src[lo * sx + off - px..];
+                        match sx {
+                            2 => gather::<2>(d, s),
+                            3 => gather::<3>(d, s),
+                            4 => gather::<4>(d, s),
+                            _ => {
+                                for (v, &x) in d.iter_mut().zip(s.iter().step_by(sx)) {
+                                    *v = x;
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// `d[i] = s[i · S]`: one output row's im2col entries at stride `S` (a constant, so the
+/// loads vectorise as an interleaved group).
+#[inline(always)]
+fn gather<const S: usize>(d: &mut [f32], s: &[f32]) {
+    let n = d.len();
+    if n == 0 {
+        return;
+    }
+    let s = &s[..(n - 1) * S + 1];
+    for (i, v) in d.iter_mut().enumerate() {
+        *v = s[i * S];
     }
 }
 
