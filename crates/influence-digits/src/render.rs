@@ -476,13 +476,13 @@ fn channel_bars<DB: plotters::backend::DrawingBackend>(
         .map_err(e)?;
     chart
         .draw_series(marked.iter().map(|&c| {
-            // The text hangs from its anchor: just above the bar.
-            let y = values[c].max(0.0) + 0.9 * pad;
-            Text::new(
-                format!("#{c}"),
-                (c as f32 - 0.7, y),
-                ("sans-serif", 10).into_font().color(&series::EXPERTS),
-            )
+            // Just above the bar, in pixels (the text hangs from its anchor).
+            EmptyElement::at((c as f32, values[c].max(0.0)))
+                + Text::new(
+                    format!("#{c}"),
+                    (-7, -13),
+                    ("sans-serif", 10).into_font().color(&series::EXPERTS),
+                )
         }))
         .map_err(e)?;
     Ok(())
