@@ -18,16 +18,17 @@ noise[s, i] is added to example i in noisy copy s), Captum's float64 `expected`,
 float32 error `float32_max_abs_err`, and the tolerance max(2e-5 * max|expected|,
 min(1e-6, 10 * float32_max_abs_err), 1e-9).
 """
-import argparse, json, os
-from collections import OrderedDict
+import argparse, json, os, sys
 
-import numpy as np
 import torch
 import captum
 import captum.attr._core.noise_tunnel as nt_module
 from captum.attr import InternalInfluence, NoiseTunnel
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from golden_models import baselines_of, build, target_of, tensor  # noqa: E402
+
 GOLDEN = os.path.join(ROOT, "tests", "fixtures", "golden", "internal_influence")
 CASES = [
     # (golden file, nt_samples, stdev, layer: None for the golden case's own)
@@ -39,67 +40,6 @@ CASES = [
 ]
 NT_TYPES = ["smoothgrad", "smoothgrad_sq", "vargrad"]
 SEED = 7
-
-
-def tensor(d):
-    return torch.tensor(np.array(d["data"], dtype=np.float64).reshape(d["shape"]))
-
-
-def build(spec):
-    """The golden model (its README's layer types), float64, eval mode."""
-    mods = OrderedDict()
-    for l in spec["model"]["layers"]:
-        t = l["type"]
-        if t == "linear":
-            m = torch.nn.Linear(l["in_features"], l["out_features"], bias=l["bias"] is not None)
-        elif t in ("conv2d", "conv1d"):
-            cls = torch.nn.Conv2d if t == "conv2d" else torch.nn.Conv1d
-            m = cls(l["in_channels"], l["out_channels"], l["kernel_size"],
-                    stride=l["stride"], padding=l["padding"], bias=l["bias"] is not None)
-        elif t == "relu":
-            m = torch.nn.ReLU()
-        elif t == "tanh":
-            m = torch.nn.Tanh()
-        elif t == "sigmoid":
-            m = torch.nn.Sigmoid()
-        elif t == "gelu":
-            m = torch.nn.GELU()
-        elif t == "max_pool2d":
-            m = torch.nn.MaxPool2d(l["kernel_size"], l["stride"])
-        elif t == "avg_pool2d":
-            m = torch.nn.AvgPool2d(l["kernel_size"], l["stride"])
-        elif t == "flatten":
-            m = torch.nn.Flatten()
-        else:
-            raise ValueError(f"layer type {t} not needed here")
-        m = m.double()
-        with torch.no_grad():
-            if l.get("weight") is not None:
-                m.weight.copy_(tensor(l["weight"]))
-            if l.get("bias") is not None:
-                m.bias.copy_(tensor(l["bias"]))
-        mods[l["name"]] = m
-    return torch.nn.Sequential(mods).eval()
-
-
-def target_of(t):
-    if t is None:
-        return None
-    if "index" in t:
-        return t["index"]
-    if "per_example" in t:
-        return t["per_example"]
-    if "tuple" in t:
-        return tuple(t["tuple"])
-    return [tuple(v) for v in t["per_example_tuple"]]
-
-
-def baselines_of(b):
-    if b is None:
-        return None
-    if "scalar" in b:
-        return b["scalar"]
-    return tensor(b["tensor"])
 
 
 def main():

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Exact Internal Influence references for piecewise-linear networks (issue #27), in float64,
+computed independently of the library: tests/fixtures/exact/.
+
+For a network built from affine maps (linear, convolution, average pooling, BatchNorm in
+inference mode, dropout in inference mode, flatten) and piecewise-linear functions (ReLU, max
+pooling), the straight path x(α) = x' + α (x − x') crosses finitely many regions on which the
+network is affine; on each the gradient of the target output with respect to a hidden layer
+is constant, so
+
+    Internal Influence = ∫₀¹ ∂F_t/∂h (x(α)) dα = Σ_pieces (α_{i+1} − α_i) · ∂F_t/∂h (x(mid_i)).
+
+The partition is computed analytically, layer by layer (ExactLine, Sotoudeh & Thakur,
+NeurIPS 2019): with the breakpoints of every earlier nonlinearity inserted, the input of the
+next one is affine on each segment, so its values at the segment's ends give every crossing:
+a ReLU input's zero, or, for a max-pool window, the point where another element overtakes the
+current maximum (kept only where the two are the window's maximum there). The gradients at
+the pieces' midpoints come from PyTorch's autograd in float64.
+
+Each fixture is a golden case (tests/fixtures/golden/README.md format: model, inputs,
+baselines, target, layer, attribute_to_layer_input) with:
+- `expected`: the exact attribution; `pieces`: the number of affine pieces per example;
+- `breakpoints`: per example, the interior breakpoints α (sorted);
+- `riemann_100k_max_abs_diff`: the largest difference from a 100,000-step midpoint Riemann
+  sum in float64, and `riemann_100k_bound`, that sum's own error bound for a piecewise-constant
+  integrand (pieces × largest jump / 100,000, summed over the breakpoints); the script fails
+  when the difference exceeds the bound;
+- `captum_default_rel_err`: Captum 0.9's InternalInfluence at its defaults (Gauss-Legendre,
+  50 steps), float64, against the exact value, relative to max|expected|; and
+  `case_quadrature_rel_err`: the golden case's own Captum value (its `n_steps` and `method`)
+  against the exact one;
+- `tolerance.abs`: max(2e-5 · max|expected|, 1e-6), as the golden files.
+
+`not_piecewise_linear.json` lists the golden cases whose models are not piecewise linear, each
+with its first layer that is not (the exact method must refuse them with a typed error).
+
+Three cases are made here rather than taken from the golden set, for the edge cases: ties
+(a zero baseline with zero biases, where every pre-activation is zero at α = 0 and none crosses
+inside), duplicate breakpoints (two hidden units with the same weights, so two crossings at the
+same α), and a deeper MLP (many pieces).
+
+Needs: pip install torch captum numpy   (CPU is enough)
+usage: python3 scripts/exact/reference.py [--out tests/fixtures/exact]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import captum
+from captum.attr import InternalInfluence
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from golden_models import baselines_of, build, load_case, target_of, tensor  # noqa: E402
+
+GOLDEN = os.path.join(ROOT, "tests", "fixtures", "golden")
+AFFINE = {"linear", "conv2d", "conv1d", "avg_pool2d", "flatten", "batch_norm", "dropout"}
+PIECEWISE = {"relu", "max_pool2d"}
+RIEMANN_STEPS = 100_000
+# Breakpoints closer than this (in α) are one: the same crossing found twice, or two units
+# that cross together.
+MERGE = 1e-13
+
+
+def layers_of(model):
+    return list(model.named_children())
+
+
+def baseline_rows(case, x):
+    """The baseline of each example, shaped like `x`."""
+    b = baselines_of(case["baselines"])
+    if b is None:
+        return torch.zeros_like(x)
+    if isinstance(b, float) or isinstance(b, int):
+        return torch.full_like(x, float(b))
+    return b.expand_as(x).clone()
+
+
+def target_rows(case, batch):
+    """The target of each example: an index tuple into the output's dims 1.., or () for none."""
+    t = target_of(case["target"])
+    if t is None:
+        return [()] * batch
+    if isinstance(t, int):
+        return [(t,)] * batch
+    if isinstance(t, tuple):
+        return [t] * batch
+    return [(v,) if isinstance(v, int) else tuple(v) for v in t]
+
+
+def crossings_relu(alphas, z):
+    """Interior zeros of each unit, affine between consecutive breakpoints.
+
+    z: [n, units], the ReLU's input at the n breakpoints `alphas`."""
+    a, b = z[:-1], z[1:]
+    mask = a * b < 0
+    t = np.where(mask, a / np.where(mask, a - b, 1.0), 0.0)
+    at = alphas[:-1, None] + (alphas[1:] - alphas[:-1])[:, None] * t
+    return at[mask]
+
+
+def crossings_max_pool(alphas, z, kernel, stride):
+    """Where a max-pool window's maximum changes hands, affine between breakpoints.
+
+    z: [n, C, H, W] at the breakpoints. For each pair of elements of a window, the point where
+    they are equal, kept when both are the window's maximum there."""
+    zt = torch.tensor(z)
+    win = zt.unfold(2, kernel[0], stride[0]).unfold(3, kernel[1], stride[1])
+    win = win.reshape(win.shape[0], -1, kernel[0] * kernel[1]).numpy()  # [n, windows, k]
+    a, b = win[:-1], win[1:]  # ends of each segment
+    k = win.shape[2]
+    out = []
+    for i in range(k):
+        for j in range(i + 1, k):
+            da, db = a[..., i] - a[..., j], b[..., i] - b[..., j]
+            mask = da * db < 0
+            t = np.where(mask, da / np.where(mask, da - db, 1.0), 0.0)  # [n-1, windows]
+            vals = a + t[..., None] * (b - a)  # every element at the crossing
+            top = vals.max(axis=2)
+            here = np.maximum(vals[..., i], vals[..., j])
+            keep = mask & (here >= top - 1e-12 * (1 + np.abs(top)))
+            at = alphas[:-1, None] + (alphas[1:] - alphas[:-1])[:, None] * t
+            out.append(at[keep])
+    return np.concatenate(out) if out else np.array([])
+
+
+def merge(alphas):
+    alphas = np.sort(alphas)
+    keep = [alphas[0]]
+    for v in alphas[1:]:
+        if v - keep[-1] > MERGE:
+            keep.append(v)
+    if keep[-1] != 1.0:
+        keep[-1] = 1.0
+    return np.array(keep)
+
+
+def partition(model, x0, x1):
+    """The breakpoints 0 = α_0 < ... < α_n = 1 of one example's path (x0: baseline, x1: input,
+    each [1, ...]), between which the network is affine."""
+    alphas = np.array([0.0, 1.0])
+    layers = layers_of(model)
+    for i, (name, layer) in enumerate(layers):
+        kind = layer_type(layer)
+        if kind in AFFINE:
+            continue
+        if kind not in PIECEWISE:
+            raise NotPiecewiseLinear(name, kind)
+        with torch.no_grad():
+            pts = x0 + torch.tensor(alphas)[:, None].reshape((-1,) + (1,) * (x0.dim() - 1)) * (x1 - x0)
+            h = pts
+            for _, before in layers[:i]:
+                h = before(h)
+            z = h.numpy()
+        if kind == "relu":
+            new = crossings_relu(alphas, z.reshape(len(alphas), -1))
+        else:
+            ks, st = layer.kernel_size, layer.stride
+            ks = (ks, ks) if isinstance(ks, int) else tuple(ks)
+            st = (st, st) if isinstance(st, int) else tuple(st)
+            new = crossings_max_pool(alphas, z, ks, st)
+        alphas = merge(np.concatenate([alphas, new]))
+    return alphas
+
+
+class NotPiecewiseLinear(Exception):
+    def __init__(self, name, kind):
+        super().__init__(f"{name} ({kind})")
+        self.name, self.kind = name, kind
+
+
+def layer_type(layer):
+    return {
+        torch.nn.Linear: "linear", torch.nn.Conv2d: "conv2d", torch.nn.Conv1d: "conv1d",
+        torch.nn.AvgPool2d: "avg_pool2d", torch.nn.Flatten: "flatten",
+        torch.nn.BatchNorm1d: "batch_norm", torch.nn.BatchNorm2d: "batch_norm",
+        torch.nn.Dropout: "dropout", torch.nn.ReLU: "relu", torch.nn.MaxPool2d: "max_pool2d",
+        torch.nn.Tanh: "tanh", torch.nn.Sigmoid: "sigmoid", torch.nn.GELU: "gelu",
+        torch.nn.Softmax: "softmax", torch.nn.LayerNorm: "layer_norm",
+    }[type(layer)]
+
+
+def layer_gradients(model, layer_name, input_side, points, target):
+    """∂F_target/∂h at each row of `points` ([m, ...]): [m, ...h]."""
+    layer = dict(model.named_children())[layer_name]
+    seen = {}
+
+    def hook(mod, inp, out):
+        v = inp[0] if input_side else out
+        seen["h"] = v
+        return None
+
+    if input_side:
+        handle = layer.register_forward_pre_hook(lambda mod, inp: hook(mod, inp, None))
+    else:
+        handle = layer.register_forward_hook(hook)
+    try:
+        x = points.clone().requires_grad_(True)
+        out = model(x)
+        sel = out
+        for idx in target:
+            sel = sel[:, idx]
+        sel = sel.reshape(sel.shape[0], -1).sum()
+        (g,) = torch.autograd.grad(sel, seen["h"])
+    finally:
+        handle.remove()
+    return g.detach()
+
+
+def exact_case(case):
+    model = build(case)
+    x = tensor(case["inputs"])
+    base = baseline_rows(case, x)
+    targets = target_rows(case, x.shape[0])
+    side = case["attribute_to_layer_input"]
+    rows, pieces, breaks, riemann, bounds = [], [], [], [], []
+    for e in range(x.shape[0]):
+        x0, x1 = base[e:e + 1], x[e:e + 1]
+        alphas = partition(model, x0, x1)
+        mids = (alphas[:-1] + alphas[1:]) / 2
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        pts = x0 + torch.tensor(mids).reshape(shape) * (x1 - x0)
+        g = layer_gradients(model, case["layer"], side, pts, targets[e])
+        w = torch.tensor(alphas[1:] - alphas[:-1]).reshape((-1,) + (1,) * (g.dim() - 1))
+        exact = (g * w).sum(0)
+        rows.append(exact)
+        pieces.append(len(alphas) - 1)
+        breaks.append(alphas[1:-1].tolist())
+        # 100,000-step midpoint rule in float64, in chunks.
+        acc = torch.zeros_like(exact)
+        for s in range(0, RIEMANN_STEPS, 20_000):
+            a = (torch.arange(s, min(s + 20_000, RIEMANN_STEPS), dtype=torch.float64) + 0.5) / RIEMANN_STEPS
+            acc += layer_gradients(model, case["layer"], side, x0 + a.reshape(shape) * (x1 - x0), targets[e]).sum(0)
+        acc /= RIEMANN_STEPS
+        riemann.append((acc - exact).abs().max().item())
+        # Error bound: each breakpoint costs at most one step's share of the jump there.
+        jumps = (g[1:] - g[:-1]).abs().reshape(len(mids) - 1, -1).max(1).values if len(mids) > 1 else torch.zeros(0)
+        bounds.append(float(jumps.sum().item()) / RIEMANN_STEPS + 1e-10 * (1 + g.abs().max().item()))
+    expected = torch.stack(rows)
+    return model, expected, pieces, breaks, riemann, bounds
+
+
+def captum_rel_err(model, case, expected, n_steps=50, method="gausslegendre"):
+    x = tensor(case["inputs"])
+    layer = dict(model.named_children())[case["layer"]]
+    attr = InternalInfluence(model, layer).attribute(
+        x, baselines=baselines_of(case["baselines"]), target=target_of(case["target"]),
+        n_steps=n_steps, method=method, attribute_to_layer_input=case["attribute_to_layer_input"])
+    scale = expected.abs().max().item()
+    return (attr.detach() - expected).abs().max().item() / max(scale, 1e-300)
+
+
+def synthetic_cases():
+    """Cases made here for the edge cases (golden format)."""
+    g = torch.Generator().manual_seed(27)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale)
+
+    def td(t):
+        return {"shape": list(t.shape), "data": t.flatten().tolist()}
+
+    def linear(name, w, b):
+        return {"name": name, "type": "linear", "in_features": w.shape[1], "out_features": w.shape[0],
+                "weight": td(w), "bias": None if b is None else td(b)}
+
+    def case(name, layers, inputs, baselines, target, layer):
+        return {"name": name, "model": {"layers": layers}, "input_shape": list(inputs.shape[1:]),
+                "layer": layer, "attribute_to_layer_input": False, "inputs": td(inputs),
+                "baselines": baselines, "target": target, "n_steps": 50, "method": "gausslegendre",
+                "internal_batch_size": None}
+
+    out = []
+    # Ties: zero baseline and zero biases; every pre-activation is 0 at α = 0 and keeps its sign
+    # inside, so the path is one piece.
+    w1, w2 = rnd(6, 4), rnd(3, 6)
+    out.append(case("x_ties_zero_bias", [
+        linear("fc1", w1, torch.zeros(6)), {"name": "act1", "type": "relu"},
+        linear("fc2", w2, torch.zeros(3))], rnd(3, 4), None, {"index": 1}, "act1"))
+    # Duplicate breakpoints: units 0 and 1 have the same weights and bias, so cross together.
+    w1, b1 = rnd(5, 4), rnd(5, scale=0.5)
+    w1[1], b1[1] = w1[0], b1[0]
+    out.append(case("x_duplicate_units", [
+        linear("fc1", w1, b1), {"name": "act1", "type": "relu"},
+        linear("fc2", rnd(2, 5), rnd(2))], rnd(3, 4, scale=2.0),
+        {"tensor": td(rnd(1, 4))}, {"per_example": [0, 1, 0]}, "act1"))
+    # Deeper: three hidden ReLU layers of 24, many pieces.
+    layers = [linear("fc1", rnd(24, 10, scale=0.6), rnd(24, scale=0.3)), {"name": "act1", "type": "relu"},
+              linear("fc2", rnd(24, 24, scale=0.3), rnd(24, scale=0.3)), {"name": "act2", "type": "relu"},
+              linear("fc3", rnd(24, 24, scale=0.3), rnd(24, scale=0.3)), {"name": "act3", "type": "relu"},
+              linear("head", rnd(4, 24, scale=0.3), rnd(4))]
+    out.append(case("x_deep_mlp", layers, rnd(4, 10, scale=1.5), {"scalar": -0.25},
+                    {"per_example": [0, 1, 2, 3]}, "act1"))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "exact"))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    refused, written = [], 0
+    sources = []
+    for d in ("internal_influence", "internal_influence_train_mode"):
+        for f in sorted(os.listdir(os.path.join(GOLDEN, d))):
+            if f.endswith(".json"):
+                sources.append((d, load_case(os.path.join(GOLDEN, d, f))))
+    sources += [("synthetic", c) for c in synthetic_cases()]
+    for source, case in sources:
+        model = build(case)
+        first = next(((n, layer_type(m)) for n, m in model.named_children()
+                      if layer_type(m) not in AFFINE | PIECEWISE), None)
+        if first is not None:
+            refused.append({"case": case["name"], "source": source, "layer": first[0], "type": first[1]})
+            continue
+        model, expected, pieces, breaks, riemann, bounds = exact_case(case)
+        for e, (d, bnd) in enumerate(zip(riemann, bounds)):
+            assert d <= bnd, f"{case['name']} example {e}: Riemann 100k differs by {d} > bound {bnd}"
+        out = dict(case)
+        out["source"] = source
+        out["reference"] = ("exact piecewise-linear integral, float64 (ExactLine partition, "
+                            "PyTorch autograd at the pieces' midpoints; scripts/exact/reference.py)")
+        out["expected"] = {"shape": list(expected.shape), "data": expected.flatten().tolist()}
+        out["pieces"] = pieces
+        out["breakpoints"] = breaks
+        out["riemann_100k_max_abs_diff"] = max(riemann)
+        out["riemann_100k_bound"] = max(bounds)
+        out["captum_default_rel_err"] = captum_rel_err(model, case, expected)
+        if source != "synthetic" and case.get("expected") is not None:
+            golden = tensor(case["expected"])
+            scale = expected.abs().max().item()
+            out["case_quadrature_rel_err"] = (golden - expected).abs().max().item() / max(scale, 1e-300)
+        scale = expected.abs().max().item()
+        out["tolerance"] = {"abs": max(2e-5 * scale, 1e-6), "note": "|actual - expected| <= abs, elementwise"}
+        for k in ("n_steps", "method", "internal_batch_size"):
+            out.pop(k, None)
+        with open(os.path.join(args.out, case["name"] + ".json"), "w") as f:
+            json.dump(out, f)
+        written += 1
+        print(f"{case['name']}: pieces {pieces}, Riemann-100k diff {max(riemann):.1e} "
+              f"(bound {max(bounds):.1e}), Captum GL-50 rel err {out['captum_default_rel_err']:.2e}")
+    with open(os.path.join(args.out, "not_piecewise_linear.json"), "w") as f:
+        json.dump({"note": "golden cases whose model is not piecewise linear: the first such layer",
+                   "cases": refused}, f, indent=1)
+    print(f"wrote {written} exact cases and {len(refused)} refusals to {args.out} "
+          f"(Captum {captum.__version__}, torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main()
