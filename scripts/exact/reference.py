@@ -63,6 +63,8 @@ RIEMANN_STEPS = 100_000
 # Breakpoints closer than this (in α) are one: the same crossing found twice, or two units
 # that cross together.
 MERGE = 1e-13
+# Breakpoints evaluated per forward of the reference (memory).
+CHUNK = 128
 
 
 def layers_of(model):
@@ -149,19 +151,25 @@ def partition(model, x0, x1):
             continue
         if kind not in PIECEWISE:
             raise NotPiecewiseLinear(name, kind)
-        with torch.no_grad():
-            pts = x0 + torch.tensor(alphas)[:, None].reshape((-1,) + (1,) * (x0.dim() - 1)) * (x1 - x0)
-            h = pts
-            for _, before in layers[:i]:
-                h = before(h)
-            z = h.numpy()
-        if kind == "relu":
-            new = crossings_relu(alphas, z.reshape(len(alphas), -1))
-        else:
-            ks, st = layer.kernel_size, layer.stride
-            ks = (ks, ks) if isinstance(ks, int) else tuple(ks)
-            st = (st, st) if isinstance(st, int) else tuple(st)
-            new = crossings_max_pool(alphas, z, ks, st)
+        # The nonlinearity's input at the breakpoints, a chunk at a time (consecutive chunks
+        # share their boundary point, so every segment is seen once).
+        found = []
+        for c0 in range(0, len(alphas) - 1, CHUNK):
+            part = alphas[c0:c0 + CHUNK + 1]
+            with torch.no_grad():
+                pts = x0 + torch.tensor(part).reshape((-1,) + (1,) * (x0.dim() - 1)) * (x1 - x0)
+                h = pts
+                for _, before in layers[:i]:
+                    h = before(h)
+                z = h.numpy()
+            if kind == "relu":
+                found.append(crossings_relu(part, z.reshape(len(part), -1)))
+            else:
+                ks, st = layer.kernel_size, layer.stride
+                ks = (ks, ks) if isinstance(ks, int) else tuple(ks)
+                st = (st, st) if isinstance(st, int) else tuple(st)
+                found.append(crossings_max_pool(part, z, ks, st))
+        new = np.concatenate(found)
         alphas = merge(np.concatenate([alphas, new]))
     return alphas
 
@@ -210,6 +218,12 @@ def layer_gradients(model, layer_name, input_side, points, target):
     return g.detach()
 
 
+def gradients_chunked(model, layer_name, input_side, points, target, chunk=512):
+    """layer_gradients over `points` a chunk at a time (memory)."""
+    return torch.cat([layer_gradients(model, layer_name, input_side, points[c:c + chunk], target)
+                      for c in range(0, points.shape[0], chunk)])
+
+
 def exact_case(case):
     model = build(case)
     x = tensor(case["inputs"])
@@ -223,7 +237,7 @@ def exact_case(case):
         mids = (alphas[:-1] + alphas[1:]) / 2
         shape = (-1,) + (1,) * (x0.dim() - 1)
         pts = x0 + torch.tensor(mids).reshape(shape) * (x1 - x0)
-        g = layer_gradients(model, case["layer"], side, pts, targets[e])
+        g = gradients_chunked(model, case["layer"], side, pts, targets[e])
         w = torch.tensor(alphas[1:] - alphas[:-1]).reshape((-1,) + (1,) * (g.dim() - 1))
         exact = (g * w).sum(0)
         rows.append(exact)
@@ -297,10 +311,69 @@ def synthetic_cases():
     return out
 
 
+def workloads():
+    """The benchmark workloads of scripts/captum_reference.py (digits_cnn, mlp_784, cifar_cnn:
+    same architectures, batches and layers), seeded, float64: Captum's error at its defaults
+    against the exact value (docs/quadrature.md's exact column)."""
+    import time
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import captum_reference as cr
+
+    rows = []
+    for name in ("mlp_784", "digits_cnn", "cifar_cnn"):
+        torch.manual_seed(0)
+        model, x, layer = getattr(cr, name)()
+        model = model.double().eval()
+        x = x.double()
+        with torch.no_grad():
+            target = model(x).argmax(1).tolist()
+        case = {"layer": layer, "attribute_to_layer_input": False, "target": {"per_example": target}}
+        t0 = time.time()
+        base = torch.zeros_like(x)
+        exact, pieces = [], []
+        for e in range(x.shape[0]):
+            alphas = partition(model, base[e:e + 1], x[e:e + 1])
+            mids = (alphas[:-1] + alphas[1:]) / 2
+            shape = (-1,) + (1,) * (x.dim() - 1)
+            g = gradients_chunked(model, layer, False, x[e:e + 1] * torch.tensor(mids).reshape(shape), (target[e],))
+            w = torch.tensor(alphas[1:] - alphas[:-1]).reshape((-1,) + (1,) * (g.dim() - 1))
+            exact.append((g * w).sum(0))
+            pieces.append(len(alphas) - 1)
+        exact = torch.stack(exact)
+        secs = time.time() - t0
+        ii = InternalInfluence(model, dict(model.named_children())[layer])
+        errs = {}
+        for n in (50, 2000):
+            attr = ii.attribute(x, target=target, n_steps=n, method="gausslegendre",
+                                internal_batch_size=x.shape[0] * 50).detach()
+            d = (attr - exact).reshape(x.shape[0], -1).norm(dim=1)
+            errs[n] = (d / exact.reshape(x.shape[0], -1).norm(dim=1)).max().item()
+        p = sorted(pieces)
+        row = {"workload": name, "batch": x.shape[0], "layer": layer,
+               "pieces_min": p[0], "pieces_median": p[len(p) // 2], "pieces_max": p[-1],
+               "captum_gl50_err": errs[50], "captum_gl2000_err": errs[2000],
+               "reference_seconds": secs}
+        rows.append(row)
+        print(json.dumps(row))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "exact"))
+    ap.add_argument("--workloads", action="store_true",
+                    help="instead of the fixtures: Captum's error at its defaults on the benchmark "
+                         "workloads against the exact value, written to docs/quadrature-exact.json")
     args = ap.parse_args()
+    if args.workloads:
+        rows = workloads()
+        with open(os.path.join(ROOT, "docs", "quadrature-exact.json"), "w") as f:
+            json.dump({"note": "scripts/exact/reference.py --workloads: Captum 0.9 InternalInfluence "
+                               "(Gauss-Legendre, float64) against the exact integral; error = the largest "
+                               "per-example relative L2 error; seeded torch models of "
+                               "scripts/captum_reference.py (torch.manual_seed(0))",
+                       "captum": captum.__version__, "torch": torch.__version__, "rows": rows}, f, indent=1)
+        return
     os.makedirs(args.out, exist_ok=True)
     refused, written = [], 0
     sources = []
