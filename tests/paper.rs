@@ -11,6 +11,7 @@ mod common;
 use burn::module::AutodiffModule;
 use burn_influence::{Distribution, InternalInfluence, Quantity, Target};
 use common::{Backend, device};
+use influence_digits::DigitsError;
 use influence_digits::data::Digits;
 use influence_digits::explain::ClassChannels;
 use influence_digits::model::{DigitsCnn, DigitsCnnConfig};
@@ -147,7 +148,8 @@ fn the_essence_with_every_channel_kept_is_the_plain_accuracy_of_the_class() {
         &[1, 32],
         3,
         7,
-    );
+    )
+    .unwrap();
     assert_eq!(e.digits, N);
     assert_eq!(e.all.preserved, accuracy);
     let kept_all = &e.rows[1];
@@ -199,16 +201,28 @@ fn outcome_and_zeroing_on_hand_made_values() {
     let (model, digits) = model_and_digits();
     let inference = model.valid();
     let x = digits.images(&all(N), &device());
-    let none = paper::zero_effect(&inference, "conv2", x.clone(), 3, 8, &[]);
+    let none = paper::zero_effect(&inference, "conv2", x.clone(), 3, 8, &[]).unwrap();
     assert_eq!(none.margin_drop, 0.0);
     let logits = paper::logits_scaled(&inference, "conv2", x.clone(), &[0.0; 32]);
     for row in logits.chunks(10) {
         assert_eq!(row, &logits[..10]);
     }
-    let everything = paper::zero_effect(&inference, "conv2", x, 3, 8, &all(32));
+    let everything = paper::zero_effect(&inference, "conv2", x.clone(), 3, 8, &all(32)).unwrap();
     let m = f64::from(logits[3] - logits[8]);
     assert!((everything.margin - m).abs() < 1e-5);
     assert!((everything.margin_drop - (none.margin - m)).abs() < 1e-5);
+    // Bad input is a typed error: a layer without channel maps, a channel it does not have.
+    assert!(matches!(
+        paper::zero_effect(&inference, "fc1", x.clone(), 3, 8, &[0]),
+        Err(DigitsError::Layer { .. })
+    ));
+    assert!(matches!(
+        paper::zero_effect(&inference, "conv2", x, 3, 8, &[32]),
+        Err(DigitsError::Channel {
+            channel: 32,
+            channels: 32
+        })
+    ));
 }
 
 #[test]
@@ -218,8 +232,21 @@ fn rankings_random_sets_and_the_pair_on_hand_made_values() {
     assert_eq!(c.top(2), &[2, 3]);
     // Least influential: closest to zero.
     assert_eq!(c.bottom(2), vec![4, 0]);
-    assert_eq!(paper::mask(5, c.top(2), true), vec![0., 0., 1., 1., 0.]);
-    assert_eq!(paper::mask(5, c.top(2), false), vec![1., 1., 0., 0., 1.]);
+    assert_eq!(
+        paper::mask(5, c.top(2), true).unwrap(),
+        vec![0., 0., 1., 1., 0.]
+    );
+    assert_eq!(
+        paper::mask(5, c.top(2), false).unwrap(),
+        vec![1., 1., 0., 0., 1.]
+    );
+    assert!(matches!(
+        paper::mask(5, &[2, 5], true),
+        Err(DigitsError::Channel {
+            channel: 5,
+            channels: 5
+        })
+    ));
 
     let draws = paper::random_channels(32, 4, 10, 9);
     assert_eq!(draws, paper::random_channels(32, 4, 10, 9), "seeded");

@@ -311,7 +311,7 @@ def synthetic_cases():
     return out
 
 
-def workloads():
+def workloads(limit):
     """The benchmark workloads of scripts/captum_reference.py (digits_cnn, mlp_784, cifar_cnn:
     same architectures, batches and layers), seeded, float64: Captum's error at its defaults
     against the exact value (docs/quadrature.md's exact column)."""
@@ -324,7 +324,7 @@ def workloads():
         torch.manual_seed(0)
         model, x, layer = getattr(cr, name)()
         model = model.double().eval()
-        x = x.double()
+        x = x.double()[:limit.get(name)]
         with torch.no_grad():
             target = model(x).argmax(1).tolist()
         case = {"layer": layer, "attribute_to_layer_input": False, "target": {"per_example": target}}
@@ -364,9 +364,12 @@ def main():
     ap.add_argument("--workloads", action="store_true",
                     help="instead of the fixtures: Captum's error at its defaults on the benchmark "
                          "workloads against the exact value, written to docs/quadrature-exact.json")
+    ap.add_argument("--limit", action="append", default=[], metavar="WORKLOAD=N",
+                    help="with --workloads: only the first N examples of WORKLOAD (the reference "
+                         "takes minutes per example where the path has thousands of pieces)")
     args = ap.parse_args()
     if args.workloads:
-        rows = workloads()
+        rows = workloads({k: int(v) for k, v in (a.split("=") for a in args.limit)})
         with open(os.path.join(ROOT, "docs", "quadrature-exact.json"), "w") as f:
             json.dump({"note": "scripts/exact/reference.py --workloads: Captum 0.9 InternalInfluence "
                                "(Gauss-Legendre, float64) against the exact integral; error = the largest "

@@ -57,6 +57,14 @@ pub enum DigitsError {
         /// The layer asked for.
         name: String,
     },
+    /// A channel index that the layer does not have.
+    #[error("channel {channel}: the layer has {channels} channels (0..{channels})")]
+    Channel {
+        /// The channel asked for.
+        channel: usize,
+        /// The layer's channels.
+        channels: usize,
+    },
     /// Saved weights that do not load.
     #[error("weights {path}: {message}; run again with --retrain")]
     Weights {

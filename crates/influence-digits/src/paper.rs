@@ -185,14 +185,30 @@ pub fn logits_scaled<B: Backend>(
     host(model.forward_ablated(x, &Ablation { layer, keep }))
 }
 
-/// `[channels]`: 1 on `channels_on`, 0 elsewhere (`on = true`); the reverse with `on = false`.
-pub fn mask(channels: usize, picked: &[usize], on: bool) -> Vec<f32> {
+/// `[channels]`: 1 on the `picked` channels, 0 elsewhere (`on = true`); the reverse with
+/// `on = false`.
+///
+/// # Errors
+/// [`DigitsError::Channel`] for a picked channel outside `0..channels`.
+pub fn mask(channels: usize, picked: &[usize], on: bool) -> Result<Vec<f32>, DigitsError> {
     let (hit, miss) = if on { (1.0, 0.0) } else { (0.0, 1.0) };
     let mut m = vec![miss; channels];
     for &p in picked {
-        m[p] = hit;
+        *m.get_mut(p).ok_or(DigitsError::Channel {
+            channel: p,
+            channels,
+        })? = hit;
     }
-    m
+    Ok(m)
+}
+
+/// The channels of a spatial layer.
+fn channels_of(layer: &str) -> Result<usize, DigitsError> {
+    spatial_shape(layer)
+        .map(|(channels, _)| channels)
+        .ok_or_else(|| DigitsError::Layer {
+            name: layer.to_string(),
+        })
 }
 
 /// How a class fares in a set of digits.
@@ -254,6 +270,10 @@ impl Outcome {
 /// The outcome of `class` on the digits `x` when only the channels `keep` of `layer` are kept
 /// (all others zeroed); `None` keeps them all (the plain forward).
 ///
+/// # Errors
+/// [`DigitsError::Layer`] for a layer that is not spatial (when `keep` is given),
+/// [`DigitsError::Channel`] for a kept channel the layer does not have.
+///
 /// # Shapes
 /// - x: `[n, 1, 8, 8]`
 pub fn keep_only<B: Backend>(
@@ -262,15 +282,12 @@ pub fn keep_only<B: Backend>(
     x: Tensor<B, 4>,
     class: usize,
     keep: Option<&[usize]>,
-) -> Outcome {
+) -> Result<Outcome, DigitsError> {
     let logits = match keep {
         None => host(model.forward(x)),
-        Some(k) => {
-            let (channels, _) = spatial_shape(layer).expect("a spatial layer");
-            logits_scaled(model, layer, x, &mask(channels, k, true))
-        }
+        Some(k) => logits_scaled(model, layer, x, &mask(channels_of(layer)?, k, true)?),
     };
-    Outcome::of(&logits, CLASSES, class)
+    Ok(Outcome::of(&logits, CLASSES, class))
 }
 
 /// One `k` of a class's essence: its outcome with only `k` channels kept.
@@ -326,6 +343,9 @@ pub struct Rankings<'a> {
 ///
 /// # Shapes
 /// - x: `[n, 1, 8, 8]`, the class's digits
+///
+/// # Errors
+/// [`DigitsError::Layer`] for a layer that is not spatial.
 #[allow(clippy::too_many_arguments)]
 pub fn essence<B: Backend>(
     model: &DigitsCnn<B>,
@@ -336,7 +356,7 @@ pub fn essence<B: Backend>(
     ks: &[usize],
     draws: usize,
     seed: u64,
-) -> ClassEssence {
+) -> Result<ClassEssence, DigitsError> {
     let channels = rankings.held_out.mean_influence.len();
     let outcome = |keep: &[usize]| keep_only(model, layer, x.clone(), class, Some(keep));
     let rows = ks
@@ -350,27 +370,27 @@ pub fn essence<B: Backend>(
             )
             .iter()
             .map(|set| outcome(set))
-            .collect();
+            .collect::<Result<_, _>>()?;
             let (lo, hi) = random.iter().fold((f64::MAX, f64::MIN), |(l, h), o| {
                 (l.min(o.preserved), h.max(o.preserved))
             });
-            EssenceRow {
+            Ok(EssenceRow {
                 k,
-                experts: outcome(rankings.held_out.top(k)),
-                experts_train: outcome(rankings.train.top(k)),
-                experts_other_doi: outcome(rankings.other_doi.top(k)),
+                experts: outcome(rankings.held_out.top(k))?,
+                experts_train: outcome(rankings.train.top(k))?,
+                experts_other_doi: outcome(rankings.other_doi.top(k))?,
                 random: Outcome::mean(&random),
                 random_preserved_range: (lo, hi),
-                bottom: outcome(&rankings.held_out.bottom(k)),
-            }
+                bottom: outcome(&rankings.held_out.bottom(k))?,
+            })
         })
-        .collect();
-    ClassEssence {
+        .collect::<Result<_, DigitsError>>()?;
+    Ok(ClassEssence {
         class,
         digits: x.dims()[0],
-        all: keep_only(model, layer, x, class, None),
+        all: keep_only(model, layer, x, class, None)?,
         rows,
-    }
+    })
 }
 
 /// The essence over all classes: each outcome averaged over the classes weighted by their
@@ -494,6 +514,10 @@ impl ZeroEffect {
 /// `F_of − F_against`, its drop from the plain forward, the shares predicted as `against` and
 /// as `of`.
 ///
+/// # Errors
+/// [`DigitsError::Layer`] for a layer that is not spatial, [`DigitsError::Channel`] for a
+/// zeroed channel the layer does not have.
+///
 /// # Shapes
 /// - x: `[n, 1, 8, 8]`
 pub fn zero_effect<B: Backend>(
@@ -503,8 +527,8 @@ pub fn zero_effect<B: Backend>(
     of: usize,
     against: usize,
     zero: &[usize],
-) -> ZeroEffect {
-    let (channels, _) = spatial_shape(layer).expect("a spatial layer");
+) -> Result<ZeroEffect, DigitsError> {
+    let channels = channels_of(layer)?;
     let margins = |logits: &[f32]| -> Vec<f64> {
         logits
             .chunks(CLASSES)
@@ -512,7 +536,7 @@ pub fn zero_effect<B: Backend>(
             .collect()
     };
     let before = margins(&host(model.forward(x.clone())));
-    let logits = logits_scaled(model, layer, x, &mask(channels, zero, false));
+    let logits = logits_scaled(model, layer, x, &mask(channels, zero, false)?);
     let after = margins(&logits);
     let n = before.len().max(1) as f64;
     let argmax = |r: &[f32]| {
@@ -521,12 +545,12 @@ pub fn zero_effect<B: Backend>(
             .expect("classes")
     };
     let predicted: Vec<usize> = logits.chunks(CLASSES).map(argmax).collect();
-    ZeroEffect {
+    Ok(ZeroEffect {
         margin: after.iter().sum::<f64>() / n,
         margin_drop: before.iter().zip(&after).map(|(b, a)| b - a).sum::<f64>() / n,
         flipped: predicted.iter().filter(|&&p| p == against).count() as f64 / n,
         still: predicted.iter().filter(|&&p| p == of).count() as f64 / n,
-    }
+    })
 }
 
 /// One `k` of the comparative measurement.
@@ -569,7 +593,8 @@ pub struct Comparative {
 /// - x: `[n, 1, 8, 8]`, the `of` digits, `n ≥ 1`
 ///
 /// # Errors
-/// The call's [`InfluenceError`]s.
+/// The call's [`InfluenceError`]s (as [`DigitsError::Influence`]), [`DigitsError::Layer`]
+/// for a layer that is not spatial.
 #[allow(clippy::too_many_arguments)]
 pub fn comparative<B: AutodiffBackend>(
     model: &DigitsCnn<B>,
@@ -582,7 +607,7 @@ pub fn comparative<B: AutodiffBackend>(
     ks: &[usize],
     draws: usize,
     seed: u64,
-) -> Result<Comparative, InfluenceError> {
+) -> Result<Comparative, DigitsError> {
     let n = x.dims()[0];
     let mean = distributional_influence(
         model,
@@ -604,17 +629,17 @@ pub fn comparative<B: AutodiffBackend>(
             let random: Vec<ZeroEffect> = random_channels(channels, k, draws, seed ^ 0x3808)
                 .iter()
                 .map(|s| effect(s))
-                .collect();
-            ComparativeRow {
+                .collect::<Result<_, _>>()?;
+            Ok(ComparativeRow {
                 k,
-                comparative: effect(influence.top(k)),
-                class_experts: effect(class.top(k)),
+                comparative: effect(influence.top(k))?,
+                class_experts: effect(class.top(k))?,
                 random: ZeroEffect::mean(&random),
-                bottom: effect(&influence.bottom(k)),
-            }
+                bottom: effect(&influence.bottom(k))?,
+            })
         })
-        .collect();
-    let plain = effect(&[]);
+        .collect::<Result<_, DigitsError>>()?;
+    let plain = effect(&[])?;
     Ok(Comparative {
         pair,
         digits: n,
@@ -823,7 +848,7 @@ pub fn run<B: AutodiffBackend>(
                 config.seed,
             )
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let essence_pooled = pooled(&essence);
 
     // 3. Comparative (§4.3): the pair from the confusion matrix unless given.
