@@ -121,7 +121,6 @@ fn pool_plane(x: &[f32], out: &mut [f32], g: &PoolGeometry, ow: usize, rows: &mu
     let [dy, dx] = g.dilation;
     let [py, px] = g.padding;
     let width = g.width;
-    rows.clear();
     rows.resize(width, f32::NEG_INFINITY);
     for (oy, row) in out.chunks_mut(ow).enumerate() {
         rows.fill(f32::NEG_INFINITY);

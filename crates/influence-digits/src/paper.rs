@@ -129,9 +129,7 @@ pub fn class_experts<B: AutodiffBackend>(
     internal_batch_size: usize,
     device: &B::Device,
 ) -> Result<Vec<ClassChannels>, DigitsError> {
-    let (channels, _) = spatial_shape(layer).ok_or_else(|| DigitsError::Layer {
-        name: layer.to_string(),
-    })?;
+    let channels = channels_of(layer)?;
     (0..CLASSES)
         .map(|class| {
             let m = members(data, idx, class);
@@ -799,9 +797,7 @@ pub fn run<B: AutodiffBackend>(
     mut stage: impl FnMut(Stage),
 ) -> Result<PaperSummary, DigitsError> {
     let layer = config.layer.as_str();
-    let (channels, _) = spatial_shape(layer).ok_or_else(|| DigitsError::Layer {
-        name: layer.to_string(),
-    })?;
+    let channels = channels_of(layer)?;
     let rc = &config.run;
     let data = Digits::load(&rc.data)?;
     let (train_idx, held_out) = data.stratified_split(rc.test_fraction, rc.split_seed);
