@@ -106,7 +106,7 @@ struct Piece {
 
 /// A raw pointer to the output, shared by tasks that write disjoint parts of it.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct Out(pub(crate) *mut f32);
 // SAFETY: each task writes only its own piece's elements; the pieces are disjoint.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
@@ -117,7 +117,7 @@ impl Out {
     ///
     /// # Safety
     /// `i` within the output.
-    unsafe fn at(self, i: usize) -> *mut f32 {
+    pub(crate) unsafe fn at(self, i: usize) -> *mut f32 {
         // SAFETY: the caller's.
         unsafe { self.0.add(i) }
     }
@@ -126,10 +126,10 @@ impl Out {
 /// Scratch buffers shared by the tasks of one call: one slot per thread of the pool, so a
 /// thread reuses its buffer from task to task (each task would otherwise allocate and zero a
 /// fresh im2col matrix, megabytes, and fault its pages in). Dropped with the call.
-struct Scratch<T>(Vec<Mutex<T>>);
+pub(crate) struct Scratch<T>(Vec<Mutex<T>>);
 
 impl<T: Default> Scratch<T> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(
             (0..rayon::current_num_threads())
                 .map(|_| Mutex::new(T::default()))
@@ -139,7 +139,7 @@ impl<T: Default> Scratch<T> {
 
     /// Runs `f` with this thread's buffers; with fresh ones where the slot is busy (a task
     /// that started inside a product that lent its thread to the pool) or poisoned.
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let slot = rayon::current_thread_index()
             .and_then(|i| self.0.get(i))
             .and_then(|m| m.try_lock().ok());
@@ -158,6 +158,9 @@ impl<T: Default> Scratch<T> {
 /// When [`Geometry::out_hw`] is `None` or a slice is not of the geometry's size (the callers
 /// check both).
 pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    if cfg!(feature = "winograd") && crate::winograd::applies(g) {
+        return crate::winograd::conv2d(x, weight, bias, g);
+    }
     let [oh, ow] = g.out_hw().expect("conv2d: geometry checked by the caller");
     let n_img = oh * ow;
     let k = g.c_in * g.kernel[0] * g.kernel[1];
@@ -390,6 +393,9 @@ fn gather<const S: usize>(d: &mut [f32], s: &[f32]) {
 /// When [`Geometry::out_hw`] is `None` or a slice is not of the geometry's size (the callers
 /// check both).
 pub fn conv2d_x_backward(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    if cfg!(feature = "winograd") && crate::winograd::applies(g) {
+        return crate::winograd::conv2d_x_backward(dy, weight, g);
+    }
     let [oh, ow] = g
         .out_hw()
         .expect("conv2d_x_backward: geometry checked by the caller");
@@ -643,6 +649,89 @@ mod tests {
             let dx = conv2d_x_backward(&dy, &w, &g);
             prop_assert_eq!(dx.len(), g.batch * g.c_in * g.height * g.width);
             prop_assert!(error(&dx, &naive_x_backward(&dy, &w, &g)) < 1e-5);
+        }
+    }
+
+    /// 3×3 stride-1 convolutions with enough channels (Winograd's F(2×2, 3×3), see
+    /// [`crate::winograd`]): odd and even sizes, every padding it takes, 1–3 images.
+    fn winograd_geometry() -> impl Strategy<Value = Geometry> {
+        (
+            1usize..4,
+            16usize..21,
+            1usize..14,
+            1usize..14,
+            16usize..21,
+            (0usize..3, 0usize..3),
+        )
+            .prop_map(|(batch, c_in, height, width, c_out, p)| Geometry {
+                batch,
+                c_in,
+                height,
+                width,
+                c_out,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [p.0, p.1],
+                dilation: [1, 1],
+            })
+            .prop_filter("the kernel fits", |g| g.out_hw().is_some())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn winograd_forward_is_the_direct_sum(g in winograd_geometry(), seed in 0u64..1000) {
+            prop_assert!(crate::winograd::applies(&g));
+            let x = values(g.batch * g.c_in * g.height * g.width, seed);
+            let w = values(g.c_out * g.c_in * 9, seed + 1);
+            let b = values(g.c_out, seed + 2);
+            let y = crate::winograd::conv2d(&x, &w, Some(&b), &g);
+            let [oh, ow] = g.out_hw().unwrap();
+            let mut r = naive_forward(&x, &w, &g);
+            for (i, r) in r.iter_mut().enumerate() {
+                *r += b[(i / (oh * ow)) % g.c_out] as f64;
+            }
+            prop_assert!(error(&y, &r) < 1e-5, "{}", error(&y, &r));
+        }
+
+        #[test]
+        fn winograd_input_gradient_is_the_transposed_sum(
+            g in winograd_geometry(),
+            seed in 0u64..1000,
+        ) {
+            let [oh, ow] = g.out_hw().unwrap();
+            let dy = values(g.batch * g.c_out * oh * ow, seed);
+            let w = values(g.c_out * g.c_in * 9, seed + 1);
+            let dx = crate::winograd::conv2d_x_backward(&dy, &w, &g);
+            prop_assert_eq!(dx.len(), g.batch * g.c_in * g.height * g.width);
+            let r = naive_x_backward(&dy, &w, &g);
+            prop_assert!(error(&dx, &r) < 1e-5, "{}", error(&dx, &r));
+        }
+    }
+
+    /// Winograd's pieces: a large image cut into runs of tile rows, and many small images
+    /// grouped into one product, with odd sizes (cropped blocks).
+    #[test]
+    fn winograd_pieces_add_up() {
+        for (batch, side) in [(2, 71), (13, 7), (5, 3)] {
+            let g = Geometry {
+                batch,
+                c_in: 16,
+                height: side,
+                width: side,
+                c_out: 24,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1, 1],
+                dilation: [1, 1],
+            };
+            let x = values(batch * 16 * side * side, 5);
+            let w = values(24 * 16 * 9, 6);
+            let y = crate::winograd::conv2d(&x, &w, None, &g);
+            assert!(error(&y, &naive_forward(&x, &w, &g)) < 1e-5, "{side}");
+            let dx = crate::winograd::conv2d_x_backward(&y, &w, &g);
+            assert!(error(&dx, &naive_x_backward(&y, &w, &g)) < 1e-5, "{side}");
         }
     }
 

@@ -16,3 +16,4 @@
 
 pub mod conv;
 pub mod pool;
+pub mod winograd;
