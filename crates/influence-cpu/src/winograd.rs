@@ -199,8 +199,8 @@ fn convolve(x: &[f32], k: Kernels<'_>, bias: Option<&[f32]>, g: &Geometry) -> Ve
                     piece.ty0..piece.ty1,
                 );
             }
-            for xi in 0..16 {
-                let at = if k.flipped { FLIP[xi] } else { xi } * g.c_out * g.c_in;
+            for (xi, &flipped) in FLIP.iter().enumerate() {
+                let at = if k.flipped { flipped } else { xi } * g.c_out * g.c_in;
                 debug_assert!(
                     at + (g.c_out - 1) * k.row_stride + (g.c_in - 1) * k.column_stride < k.u.len()
                 );
