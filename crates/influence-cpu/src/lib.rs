@@ -7,7 +7,10 @@
 //!   output;
 //! - [`conv::conv2d_x_backward`]: its input gradient, what autodiff's convolution backward
 //!   needs (`gemm` with the transposed kernel, then col2im);
-//! - [`pool::max_pool2d`]: a 2-D max pool, forward only (no indices), NCHW.
+//! - [`pool::max_pool2d`]: a 2-D max pool, forward only (no indices), NCHW;
+//! - [`winograd`]: Winograd's F(2×2, 3×3) for 3×3 stride-1 convolutions (forward and input
+//!   gradient), which [`conv::conv2d`] and [`conv::conv2d_x_backward`] use only with the
+//!   `winograd` feature (off by default: faster, less precise; see `docs/performance.md`).
 //!
 //! All run their pieces in parallel on rayon's pool (the calling thread's pool when called
 //! inside one). See `docs/performance.md` for what they are worth against Burn's own kernels.

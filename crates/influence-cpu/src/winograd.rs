@@ -120,8 +120,27 @@ struct Buffers {
 
 /// `y = conv2d(x, weight) + bias` by F(2×2, 3×3), for a geometry where [`applies`] holds;
 /// same contract as [`crate::conv::conv2d`].
+///
+/// # Panics
+/// When [`applies`] does not hold, or a slice is not of the geometry's size.
 pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
-    debug_assert!(applies(g));
+    assert!(
+        applies(g),
+        "winograd::conv2d: not a 3×3 stride-1 convolution it computes"
+    );
+    assert_eq!(
+        x.len(),
+        g.batch * g.c_in * g.height * g.width,
+        "winograd::conv2d: x"
+    );
+    assert_eq!(
+        weight.len(),
+        g.c_out * g.c_in * 9,
+        "winograd::conv2d: weight"
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "winograd::conv2d: bias");
+    }
     let u = weight_transform(weight);
     let kernels = Kernels {
         u: &u,
@@ -172,7 +191,9 @@ fn convolve(x: &[f32], k: Kernels<'_>, bias: Option<&[f32]>, g: &Geometry) -> Ve
             });
         }
     }
-    let parallelism = if pieces.len() < rayon::current_num_threads() {
+    let parallelism = if pieces.len() < rayon::current_num_threads()
+        && g.c_out * g.c_in * per_image * g.batch.min(2) >= 1 << 16
+    {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
@@ -444,11 +465,27 @@ fn output_transform(
 /// The input gradient of a convolution where [`applies`] holds, by F(2×2, 3×3): at stride 1
 /// it is the convolution of `dy` with the kernel flipped and its channels swapped, padded by
 /// `2 − padding`; same contract as [`crate::conv::conv2d_x_backward`].
+///
+/// # Panics
+/// When [`applies`] does not hold, or a slice is not of the geometry's size.
 pub fn conv2d_x_backward(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
-    debug_assert!(applies(g));
+    assert!(
+        applies(g),
+        "winograd::conv2d_x_backward: not a 3×3 stride-1 convolution it computes"
+    );
     let [oh, ow] = g
         .out_hw()
         .expect("winograd: geometry checked by the caller");
+    assert_eq!(
+        dy.len(),
+        g.batch * g.c_out * oh * ow,
+        "winograd::conv2d_x_backward: dy"
+    );
+    assert_eq!(
+        weight.len(),
+        g.c_out * g.c_in * 9,
+        "winograd::conv2d_x_backward: weight"
+    );
     // The backward kernel `[c_in, c_out]` at `(ci, co)` is `weight[co][ci]` flipped: the
     // forward's transform read column-major, `ξ` mapped by `FLIP`.
     let u = weight_transform(weight);
