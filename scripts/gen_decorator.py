@@ -180,6 +180,24 @@ OVERRIDES = {
 }
 
 
+# The traits whose operations the exact method traces (`decorator/trace.rs`).
+TRACED_TRAITS = {"FloatTensorOps", "ModuleOps", "ActivationOps"}
+# A pool without indices, traced as the pool with indices (whose indices are the pattern).
+POOL_WITH_INDICES = {
+    "max_pool1d": "max_pool1d_with_indices",
+    "max_pool2d": "max_pool2d_with_indices",
+}
+# Return type -> (trace function, expression of the outcome from `r`).
+OUTCOMES = {
+    "FloatTensor<B>": ("float_outcome", "&r"),
+    "BoolTensor<B>": ("bool_outcome", "&r"),
+    "IntTensor<B>": ("int_outcome", "&r"),
+    "MaxPool1dWithIndices<B>": ("int_outcome", "&r.indices"),
+    "MaxPool2dWithIndices<B>": ("int_outcome", "&r.indices"),
+    "(FloatTensor<B>, IntTensor<B>)": ("int_outcome", "&r.1"),
+}
+
+
 def find_src():
     if len(sys.argv) > 1 and not sys.argv[1].startswith("--"):
         return sys.argv[1]
@@ -373,7 +391,27 @@ def method(trait, attrs, sig):
         head += f" {selfify(where)}"
     lines = [f"    {a}" for a in keep]
     lines.append(f"    {head} {{")
-    lines.append(f"        {OVERRIDES.get(name, call)}")
+    body = OVERRIDES.get(name, call)
+    floats = [p for p, t in params if t == "FloatTensor<B>"]
+    if floats and trait in TRACED_TRAITS and not name.endswith("_backward"):
+        # The exact method's trace (`trace.rs`): the operation and its float operands before,
+        # its outcome after (a pattern: comparisons, arg-max, max-pool indices, ReLU's side).
+        # A max pool without indices runs as one with indices while tracing.
+        refs = ", ".join(f"&{p}" for p in floats)
+        lines.append(f'        let traced = P::TRACE && super::trace::active();')
+        lines.append(f'        let token = if traced {{ super::trace::operands::<B>("{name}", &[{refs}]) }} else {{ None }};')
+        if name in POOL_WITH_INDICES:
+            args_ = ", ".join(p for p, _ in params)
+            lines.append(f"        if traced {{ return Self::{POOL_WITH_INDICES[name]}({args_}).output; }}")
+        outcome = OUTCOMES.get(ret)
+        lines.append(f"        let r = {{ {body} }};")
+        if outcome:
+            lines.append(f'        if traced {{ super::trace::{outcome[0]}::<B>("{name}", token, {outcome[1]}); }}')
+        else:
+            lines.append("        let _ = token;")
+        lines.append("        r")
+    else:
+        lines.append(f"        {body}")
     lines.append("    }")
     return "\n".join(lines)
 

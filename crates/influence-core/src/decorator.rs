@@ -17,6 +17,7 @@
 //! `decorator/ops.rs`; CI checks that the file is up to date.
 
 mod ops;
+pub(crate) mod trace;
 
 use core::marker::PhantomData;
 
@@ -46,6 +47,9 @@ pub trait Policy: 'static {
     /// policy's [`float_matmul`](Policy::float_matmul) runs them too; otherwise they go to
     /// the wrapped backend's `linear`, whose products are its own.
     const LINEAR_FROM_OPS: bool = false;
+    /// Record the exact method's trace of the operations (`decorator/trace.rs`) while one
+    /// runs on the thread: [`EvalMode`] only.
+    const TRACE: bool = false;
 
     /// A 2-D convolution of the policy's own: Burn's `ModuleOps::conv2d` with the same
     /// arguments and result (`x` `[batch, channels_in, height, width]`, `weight`
@@ -203,6 +207,7 @@ impl Policy for EvalMode {
     const EXACT_RECIP: bool = false;
     const FLAT_LINEAR: bool = true;
     const NAME: &'static str = "eval";
+    const TRACE: bool = true;
 }
 
 /// Reciprocals as a true division (for Burn's ndarray backend). See the [module docs](self).

@@ -54,7 +54,15 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     fn float_into_data(
         tensor: FloatTensor<Self>,
     ) -> impl Future<Output = Result<TensorData, ExecutionError>> + Send {
-        <B as FloatTensorOps<B>>::float_into_data(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_into_data", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_into_data(tensor) };
+        let _ = token;
+        r
     }
 
     fn float_device(tensor: &FloatTensor<Self>) -> Device<Self> {
@@ -62,11 +70,31 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_to_device(tensor: FloatTensor<Self>, device: &Device<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_to_device(tensor, device)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_to_device", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_to_device(tensor, device) };
+        if traced {
+            super::trace::float_outcome::<B>("float_to_device", token, &r);
+        }
+        r
     }
 
     fn float_into_int(tensor: FloatTensor<Self>, out_dtype: IntDType) -> IntTensor<Self> {
-        <B as FloatTensorOps<B>>::float_into_int(tensor, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_into_int", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_into_int(tensor, out_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_into_int", token, &r);
+        }
+        r
     }
 
     fn float_empty(shape: Shape, device: &Device<Self>, dtype: FloatDType) -> FloatTensor<Self> {
@@ -74,78 +102,238 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_repeat_dim(tensor: FloatTensor<Self>, dim: usize, times: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_repeat_dim(tensor, dim, times)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_repeat_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_repeat_dim(tensor, dim, times) };
+        if traced {
+            super::trace::float_outcome::<B>("float_repeat_dim", token, &r);
+        }
+        r
     }
 
     fn float_add(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        match P::float_binary::<B>(BinaryOp::Add, lhs, rhs) {
-            Ok(y) => y,
-            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_add(lhs, rhs),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_add", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = {
+            match P::float_binary::<B>(BinaryOp::Add, lhs, rhs) {
+                Ok(y) => y,
+                Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_add(lhs, rhs),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_add", token, &r);
         }
+        r
     }
 
     fn float_add_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_add_scalar(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_add_scalar", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_add_scalar(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_add_scalar", token, &r);
+        }
+        r
     }
 
     fn float_clamp_min(tensor: FloatTensor<Self>, min: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_clamp_min(tensor, min)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_clamp_min", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_clamp_min(tensor, min) };
+        if traced {
+            super::trace::float_outcome::<B>("float_clamp_min", token, &r);
+        }
+        r
     }
 
     fn float_clamp_max(tensor: FloatTensor<Self>, max: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_clamp_max(tensor, max)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_clamp_max", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_clamp_max(tensor, max) };
+        if traced {
+            super::trace::float_outcome::<B>("float_clamp_max", token, &r);
+        }
+        r
     }
 
     fn float_clamp(tensor: FloatTensor<Self>, min: Scalar, max: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_clamp(tensor, min, max)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_clamp", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_clamp(tensor, min, max) };
+        if traced {
+            super::trace::float_outcome::<B>("float_clamp", token, &r);
+        }
+        r
     }
 
     fn float_sub(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        match P::float_binary::<B>(BinaryOp::Sub, lhs, rhs) {
-            Ok(y) => y,
-            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_sub(lhs, rhs),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sub", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = {
+            match P::float_binary::<B>(BinaryOp::Sub, lhs, rhs) {
+                Ok(y) => y,
+                Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_sub(lhs, rhs),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_sub", token, &r);
         }
+        r
     }
 
     fn float_sub_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sub_scalar(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sub_scalar", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sub_scalar(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sub_scalar", token, &r);
+        }
+        r
     }
 
     fn float_mul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        match P::float_binary::<B>(BinaryOp::Mul, lhs, rhs) {
-            Ok(y) => y,
-            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_mul(lhs, rhs),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_mul", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = {
+            match P::float_binary::<B>(BinaryOp::Mul, lhs, rhs) {
+                Ok(y) => y,
+                Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_mul(lhs, rhs),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_mul", token, &r);
         }
+        r
     }
 
     fn float_mul_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_mul_scalar(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_mul_scalar", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_mul_scalar(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_mul_scalar", token, &r);
+        }
+        r
     }
 
     fn float_div(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        match P::float_binary::<B>(BinaryOp::Div, lhs, rhs) {
-            Ok(y) => y,
-            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_div(lhs, rhs),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_div", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = {
+            match P::float_binary::<B>(BinaryOp::Div, lhs, rhs) {
+                Ok(y) => y,
+                Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_div(lhs, rhs),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_div", token, &r);
         }
+        r
     }
 
     fn float_div_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_div_scalar(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_div_scalar", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_div_scalar(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_div_scalar", token, &r);
+        }
+        r
     }
 
     fn float_remainder(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_remainder(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_remainder", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_remainder(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_remainder", token, &r);
+        }
+        r
     }
 
     fn float_remainder_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_remainder_scalar(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_remainder_scalar", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_remainder_scalar(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_remainder_scalar", token, &r);
+        }
+        r
     }
 
     fn float_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        match P::float_matmul::<B>(lhs, rhs) {
-            Ok(y) => y,
-            Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_matmul(lhs, rhs),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_matmul", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = {
+            match P::float_matmul::<B>(lhs, rhs) {
+                Ok(y) => y,
+                Err((lhs, rhs)) => <B as FloatTensorOps<B>>::float_matmul(lhs, rhs),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_matmul", token, &r);
         }
+        r
     }
 
     fn float_cross(
@@ -153,44 +341,128 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         dim: usize,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cross(lhs, rhs, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cross", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cross(lhs, rhs, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cross", token, &r);
+        }
+        r
     }
 
     fn float_neg(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_neg(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_neg", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_neg(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_neg", token, &r);
+        }
+        r
     }
 
     fn float_recip(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        if P::EXACT_RECIP {
-            let device = B::float_device(&tensor);
-            let ones = B::float_ones(tensor.shape(), &device, tensor.dtype().into());
-            B::float_div(ones, tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_recip", &[&tensor])
         } else {
-            <B as FloatTensorOps<B>>::float_recip(tensor)
+            None
+        };
+        let r = {
+            if P::EXACT_RECIP {
+                let device = B::float_device(&tensor);
+                let ones = B::float_ones(tensor.shape(), &device, tensor.dtype().into());
+                B::float_div(ones, tensor)
+            } else {
+                <B as FloatTensorOps<B>>::float_recip(tensor)
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_recip", token, &r);
         }
+        r
     }
 
     fn float_transpose(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_transpose(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_transpose", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_transpose(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_transpose", token, &r);
+        }
+        r
     }
 
     fn float_swap_dims(tensor: FloatTensor<Self>, dim1: usize, dim2: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_swap_dims(tensor, dim1, dim2)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_swap_dims", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_swap_dims(tensor, dim1, dim2) };
+        if traced {
+            super::trace::float_outcome::<B>("float_swap_dims", token, &r);
+        }
+        r
     }
 
     fn float_permute(tensor: FloatTensor<Self>, axes: &[usize]) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_permute(tensor, axes)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_permute", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_permute(tensor, axes) };
+        if traced {
+            super::trace::float_outcome::<B>("float_permute", token, &r);
+        }
+        r
     }
 
     fn float_flip(tensor: FloatTensor<Self>, axes: &[usize]) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_flip(tensor, axes)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_flip", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_flip(tensor, axes) };
+        if traced {
+            super::trace::float_outcome::<B>("float_flip", token, &r);
+        }
+        r
     }
 
     fn float_reshape(tensor: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
-        match P::float_reshape::<B>(tensor, shape) {
-            Ok(y) => y,
-            Err((tensor, shape)) => <B as FloatTensorOps<B>>::float_reshape(tensor, shape),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_reshape", &[&tensor])
+        } else {
+            None
+        };
+        let r = {
+            match P::float_reshape::<B>(tensor, shape) {
+                Ok(y) => y,
+                Err((tensor, shape)) => <B as FloatTensorOps<B>>::float_reshape(tensor, shape),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_reshape", token, &r);
         }
+        r
     }
 
     fn float_gather(
@@ -198,7 +470,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         tensor: FloatTensor<Self>,
         indices: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_gather(dim, tensor, indices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_gather", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_gather(dim, tensor, indices) };
+        if traced {
+            super::trace::float_outcome::<B>("float_gather", token, &r);
+        }
+        r
     }
 
     fn float_scatter_add(
@@ -207,7 +489,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         indices: IntTensor<Self>,
         value: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_scatter_add(dim, tensor, indices, value)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_scatter_add", &[&tensor, &value])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_scatter_add(dim, tensor, indices, value) };
+        if traced {
+            super::trace::float_outcome::<B>("float_scatter_add", token, &r);
+        }
+        r
     }
 
     fn float_scatter_nd(
@@ -216,11 +508,31 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         values: FloatTensor<Self>,
         reduction: IndexingUpdateOp,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_scatter_nd(data, indices, values, reduction)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_scatter_nd", &[&data, &values])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_scatter_nd(data, indices, values, reduction) };
+        if traced {
+            super::trace::float_outcome::<B>("float_scatter_nd", token, &r);
+        }
+        r
     }
 
     fn float_gather_nd(data: FloatTensor<Self>, indices: IntTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_gather_nd(data, indices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_gather_nd", &[&data])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_gather_nd(data, indices) };
+        if traced {
+            super::trace::float_outcome::<B>("float_gather_nd", token, &r);
+        }
+        r
     }
 
     fn float_select(
@@ -228,7 +540,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         dim: usize,
         indices: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_select(tensor, dim, indices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_select", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_select(tensor, dim, indices) };
+        if traced {
+            super::trace::float_outcome::<B>("float_select", token, &r);
+        }
+        r
     }
 
     fn float_select_add(
@@ -237,11 +559,31 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         indices: IntTensor<Self>,
         value: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_select_add(tensor, dim, indices, value)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_select_add", &[&tensor, &value])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_select_add(tensor, dim, indices, value) };
+        if traced {
+            super::trace::float_outcome::<B>("float_select_add", token, &r);
+        }
+        r
     }
 
     fn float_slice(tensor: FloatTensor<Self>, slices: &[Slice]) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_slice(tensor, slices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_slice", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_slice(tensor, slices) };
+        if traced {
+            super::trace::float_outcome::<B>("float_slice", token, &r);
+        }
+        r
     }
 
     fn float_slice_assign(
@@ -249,7 +591,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         slices: &[Slice],
         value: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_slice_assign(tensor, slices, value)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_slice_assign", &[&tensor, &value])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_slice_assign(tensor, slices, value) };
+        if traced {
+            super::trace::float_outcome::<B>("float_slice_assign", token, &r);
+        }
+        r
     }
 
     fn float_mask_where(
@@ -257,7 +609,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         mask: BoolTensor<Self>,
         value: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_mask_where(tensor, mask, value)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_mask_where", &[&tensor, &value])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_mask_where(tensor, mask, value) };
+        if traced {
+            super::trace::float_outcome::<B>("float_mask_where", token, &r);
+        }
+        r
     }
 
     fn float_mask_fill(
@@ -265,7 +627,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         mask: BoolTensor<Self>,
         value: Scalar,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_mask_fill(tensor, mask, value)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_mask_fill", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_mask_fill(tensor, mask, value) };
+        if traced {
+            super::trace::float_outcome::<B>("float_mask_fill", token, &r);
+        }
+        r
     }
 
     fn float_equal(
@@ -273,7 +645,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_equal(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_equal", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_equal(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_equal", token, &r);
+        }
+        r
     }
 
     fn float_not_equal(
@@ -281,7 +663,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_not_equal(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_not_equal", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_not_equal(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_not_equal", token, &r);
+        }
+        r
     }
 
     fn float_equal_elem(
@@ -289,7 +681,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: Scalar,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_equal_elem(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_equal_elem", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_equal_elem(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_equal_elem", token, &r);
+        }
+        r
     }
 
     fn float_not_equal_elem(
@@ -297,7 +699,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: Scalar,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_not_equal_elem(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_not_equal_elem", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_not_equal_elem(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_not_equal_elem", token, &r);
+        }
+        r
     }
 
     fn float_greater(
@@ -305,7 +717,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_greater(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_greater", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_greater(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_greater", token, &r);
+        }
+        r
     }
 
     fn float_greater_elem(
@@ -313,7 +735,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: Scalar,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_greater_elem(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_greater_elem", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_greater_elem(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_greater_elem", token, &r);
+        }
+        r
     }
 
     fn float_greater_equal(
@@ -321,7 +753,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_greater_equal(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_greater_equal", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_greater_equal(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_greater_equal", token, &r);
+        }
+        r
     }
 
     fn float_greater_equal_elem(
@@ -329,7 +771,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: Scalar,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_greater_equal_elem(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_greater_equal_elem", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_greater_equal_elem(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_greater_equal_elem", token, &r);
+        }
+        r
     }
 
     fn float_lower(
@@ -337,7 +789,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_lower(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_lower", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_lower(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_lower", token, &r);
+        }
+        r
     }
 
     fn float_lower_elem(
@@ -345,7 +807,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: Scalar,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_lower_elem(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_lower_elem", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_lower_elem(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_lower_elem", token, &r);
+        }
+        r
     }
 
     fn float_lower_equal(
@@ -353,7 +825,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: FloatTensor<Self>,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_lower_equal(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_lower_equal", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_lower_equal(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_lower_equal", token, &r);
+        }
+        r
     }
 
     fn float_lower_equal_elem(
@@ -361,15 +843,45 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         rhs: Scalar,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_lower_equal_elem(lhs, rhs, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_lower_equal_elem", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_lower_equal_elem(lhs, rhs, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_lower_equal_elem", token, &r);
+        }
+        r
     }
 
     fn float_detach(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_detach(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_detach", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_detach(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_detach", token, &r);
+        }
+        r
     }
 
     fn float_set_require_grad(tensor: FloatTensor<Self>, require_grad: bool) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_set_require_grad(tensor, require_grad)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_set_require_grad", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_set_require_grad(tensor, require_grad) };
+        if traced {
+            super::trace::float_outcome::<B>("float_set_require_grad", token, &r);
+        }
+        r
     }
 
     fn float_is_require_grad(tensor: &FloatTensor<Self>) -> bool {
@@ -377,170 +889,574 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_sum(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sum(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sum", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sum(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sum", token, &r);
+        }
+        r
     }
 
     fn float_sum_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sum_dim(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sum_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sum_dim(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sum_dim", token, &r);
+        }
+        r
     }
 
     fn float_prod(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_prod(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_prod", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_prod(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_prod", token, &r);
+        }
+        r
     }
 
     fn float_prod_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_prod_dim(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_prod_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_prod_dim(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_prod_dim", token, &r);
+        }
+        r
     }
 
     fn float_mean(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_mean(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_mean", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_mean(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_mean", token, &r);
+        }
+        r
     }
 
     fn float_mean_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_mean_dim(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_mean_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_mean_dim(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_mean_dim", token, &r);
+        }
+        r
     }
 
     fn float_cumsum(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cumsum(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cumsum", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cumsum(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cumsum", token, &r);
+        }
+        r
     }
 
     fn float_cumprod(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cumprod(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cumprod", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cumprod(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cumprod", token, &r);
+        }
+        r
     }
 
     fn float_cummin(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cummin(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cummin", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cummin(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cummin", token, &r);
+        }
+        r
     }
 
     fn float_cummax(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cummax(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cummax", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cummax(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cummax", token, &r);
+        }
+        r
     }
 
     fn float_cast(tensor: FloatTensor<Self>, dtype: FloatDType) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cast(tensor, dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cast", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cast(tensor, dtype) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cast", token, &r);
+        }
+        r
     }
 
     fn float_exp(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_exp(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_exp", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_exp(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_exp", token, &r);
+        }
+        r
     }
 
     fn float_log(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_log(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_log", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_log(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_log", token, &r);
+        }
+        r
     }
 
     fn float_log1p(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_log1p(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_log1p", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_log1p(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_log1p", token, &r);
+        }
+        r
     }
 
     fn float_powf(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_powf(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_powf", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_powf(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_powf", token, &r);
+        }
+        r
     }
 
     fn float_powi(lhs: FloatTensor<Self>, rhs: IntTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_powi(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_powi", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_powi(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_powi", token, &r);
+        }
+        r
     }
 
     fn float_powi_scalar(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        match rhs.elem::<i64>() {
-            -1 if P::EXACT_RECIP => Self::float_recip(lhs),
-            -2 if P::EXACT_RECIP => Self::float_recip(B::float_mul(lhs.clone(), lhs)),
-            _ => <B as FloatTensorOps<B>>::float_powi_scalar(lhs, rhs),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_powi_scalar", &[&lhs])
+        } else {
+            None
+        };
+        let r = {
+            match rhs.elem::<i64>() {
+                -1 if P::EXACT_RECIP => Self::float_recip(lhs),
+                -2 if P::EXACT_RECIP => Self::float_recip(B::float_mul(lhs.clone(), lhs)),
+                _ => <B as FloatTensorOps<B>>::float_powi_scalar(lhs, rhs),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_powi_scalar", token, &r);
         }
+        r
     }
 
     fn float_powi_scalar_impl(lhs: FloatTensor<Self>, rhs: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_powi_scalar_impl(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_powi_scalar_impl", &[&lhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_powi_scalar_impl(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_powi_scalar_impl", token, &r);
+        }
+        r
     }
 
     fn float_powf_scalar(tensor: FloatTensor<Self>, value: Scalar) -> FloatTensor<Self> {
-        match value.try_as_integer() {
-            Some(exp) if P::EXACT_RECIP => Self::float_powi_scalar(tensor, exp),
-            _ => <B as FloatTensorOps<B>>::float_powf_scalar(tensor, value),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_powf_scalar", &[&tensor])
+        } else {
+            None
+        };
+        let r = {
+            match value.try_as_integer() {
+                Some(exp) if P::EXACT_RECIP => Self::float_powi_scalar(tensor, exp),
+                _ => <B as FloatTensorOps<B>>::float_powf_scalar(tensor, value),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("float_powf_scalar", token, &r);
         }
+        r
     }
 
     fn float_powf_scalar_impl(tensor: FloatTensor<Self>, value: Scalar) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_powf_scalar_impl(tensor, value)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_powf_scalar_impl", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_powf_scalar_impl(tensor, value) };
+        if traced {
+            super::trace::float_outcome::<B>("float_powf_scalar_impl", token, &r);
+        }
+        r
     }
 
     fn float_sqrt(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sqrt(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sqrt", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sqrt(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sqrt", token, &r);
+        }
+        r
     }
 
     fn float_abs(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_abs(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_abs", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_abs(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_abs", token, &r);
+        }
+        r
     }
 
     fn float_cos(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cos(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cos", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cos(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cos", token, &r);
+        }
+        r
     }
 
     fn float_sin(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sin(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sin", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sin(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sin", token, &r);
+        }
+        r
     }
 
     fn float_tan(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_tan(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_tan", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_tan(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_tan", token, &r);
+        }
+        r
     }
 
     fn float_cosh(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_cosh(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_cosh", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_cosh(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_cosh", token, &r);
+        }
+        r
     }
 
     fn float_sinh(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sinh(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sinh", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sinh(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sinh", token, &r);
+        }
+        r
     }
 
     fn float_tanh(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_tanh(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_tanh", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_tanh(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_tanh", token, &r);
+        }
+        r
     }
 
     fn float_acos(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_acos(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_acos", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_acos(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_acos", token, &r);
+        }
+        r
     }
 
     fn float_acosh(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_acosh(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_acosh", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_acosh(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_acosh", token, &r);
+        }
+        r
     }
 
     fn float_asin(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_asin(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_asin", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_asin(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_asin", token, &r);
+        }
+        r
     }
 
     fn float_asinh(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_asinh(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_asinh", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_asinh(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_asinh", token, &r);
+        }
+        r
     }
 
     fn float_atan(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_atan(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_atan", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_atan(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_atan", token, &r);
+        }
+        r
     }
 
     fn float_atanh(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_atanh(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_atanh", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_atanh(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_atanh", token, &r);
+        }
+        r
     }
 
     fn float_atan2(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_atan2(lhs, rhs)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_atan2", &[&lhs, &rhs])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_atan2(lhs, rhs) };
+        if traced {
+            super::trace::float_outcome::<B>("float_atan2", token, &r);
+        }
+        r
     }
 
     fn float_round(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_round(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_round", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_round(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_round", token, &r);
+        }
+        r
     }
 
     fn float_floor(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_floor(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_floor", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_floor(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_floor", token, &r);
+        }
+        r
     }
 
     fn float_ceil(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_ceil(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_ceil", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_ceil(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_ceil", token, &r);
+        }
+        r
     }
 
     fn float_trunc(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_trunc(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_trunc", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_trunc(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_trunc", token, &r);
+        }
+        r
     }
 
     fn float_erf(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_erf(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_erf", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_erf(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_erf", token, &r);
+        }
+        r
     }
 
     fn float_cat(tensors: Vec<FloatTensor<Self>>, dim: usize) -> FloatTensor<Self> {
@@ -548,7 +1464,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
     }
 
     fn float_argmax(tensor: FloatTensor<Self>, dim: usize, out_dtype: IntDType) -> IntTensor<Self> {
-        <B as FloatTensorOps<B>>::float_argmax(tensor, dim, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_argmax", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_argmax(tensor, dim, out_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_argmax", token, &r);
+        }
+        r
     }
 
     fn float_argtopk(
@@ -557,23 +1483,73 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         k: usize,
         out_dtype: IntDType,
     ) -> IntTensor<Self> {
-        <B as FloatTensorOps<B>>::float_argtopk(tensor, dim, k, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_argtopk", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_argtopk(tensor, dim, k, out_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_argtopk", token, &r);
+        }
+        r
     }
 
     fn float_topk(tensor: FloatTensor<Self>, dim: usize, k: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_topk(tensor, dim, k)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_topk", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_topk(tensor, dim, k) };
+        if traced {
+            super::trace::float_outcome::<B>("float_topk", token, &r);
+        }
+        r
     }
 
     fn float_argmin(tensor: FloatTensor<Self>, dim: usize, out_dtype: IntDType) -> IntTensor<Self> {
-        <B as FloatTensorOps<B>>::float_argmin(tensor, dim, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_argmin", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_argmin(tensor, dim, out_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_argmin", token, &r);
+        }
+        r
     }
 
     fn float_max(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_max(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_max", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_max(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_max", token, &r);
+        }
+        r
     }
 
     fn float_max_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_max_dim(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_max_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_max_dim(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_max_dim", token, &r);
+        }
+        r
     }
 
     fn float_max_dim_with_indices(
@@ -581,15 +1557,46 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         dim: usize,
         indices_dtype: IntDType,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        <B as FloatTensorOps<B>>::float_max_dim_with_indices(tensor, dim, indices_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_max_dim_with_indices", &[&tensor])
+        } else {
+            None
+        };
+        let r =
+            { <B as FloatTensorOps<B>>::float_max_dim_with_indices(tensor, dim, indices_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_max_dim_with_indices", token, &r.1);
+        }
+        r
     }
 
     fn float_min(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_min(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_min", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_min(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_min", token, &r);
+        }
+        r
     }
 
     fn float_min_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_min_dim(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_min_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_min_dim(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_min_dim", token, &r);
+        }
+        r
     }
 
     fn float_min_dim_with_indices(
@@ -597,19 +1604,60 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         dim: usize,
         indices_dtype: IntDType,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        <B as FloatTensorOps<B>>::float_min_dim_with_indices(tensor, dim, indices_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_min_dim_with_indices", &[&tensor])
+        } else {
+            None
+        };
+        let r =
+            { <B as FloatTensorOps<B>>::float_min_dim_with_indices(tensor, dim, indices_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_min_dim_with_indices", token, &r.1);
+        }
+        r
     }
 
     fn float_max_abs(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_max_abs(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_max_abs", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_max_abs(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_max_abs", token, &r);
+        }
+        r
     }
 
     fn float_max_abs_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_max_abs_dim(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_max_abs_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_max_abs_dim(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("float_max_abs_dim", token, &r);
+        }
+        r
     }
 
     fn float_any(tensor: FloatTensor<Self>, out_dtype: BoolDType) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_any(tensor, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_any", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_any(tensor, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_any", token, &r);
+        }
+        r
     }
 
     fn float_any_dim(
@@ -617,11 +1665,31 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         dim: usize,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_any_dim(tensor, dim, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_any_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_any_dim(tensor, dim, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_any_dim", token, &r);
+        }
+        r
     }
 
     fn float_all(tensor: FloatTensor<Self>, out_dtype: BoolDType) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_all(tensor, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_all", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_all(tensor, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_all", token, &r);
+        }
+        r
     }
 
     fn float_all_dim(
@@ -629,19 +1697,59 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         dim: usize,
         out_dtype: BoolDType,
     ) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_all_dim(tensor, dim, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_all_dim", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_all_dim(tensor, dim, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_all_dim", token, &r);
+        }
+        r
     }
 
     fn float_sign(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sign(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sign", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sign(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sign", token, &r);
+        }
+        r
     }
 
     fn float_expand(tensor: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_expand(tensor, shape)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_expand", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_expand(tensor, shape) };
+        if traced {
+            super::trace::float_outcome::<B>("float_expand", token, &r);
+        }
+        r
     }
 
     fn float_sort(tensor: FloatTensor<Self>, dim: usize, descending: bool) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_sort(tensor, dim, descending)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sort", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_sort(tensor, dim, descending) };
+        if traced {
+            super::trace::float_outcome::<B>("float_sort", token, &r);
+        }
+        r
     }
 
     fn float_sort_with_indices(
@@ -650,7 +1758,24 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         descending: bool,
         indices_dtype: IntDType,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        <B as FloatTensorOps<B>>::float_sort_with_indices(tensor, dim, descending, indices_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_sort_with_indices", &[&tensor])
+        } else {
+            None
+        };
+        let r = {
+            <B as FloatTensorOps<B>>::float_sort_with_indices(
+                tensor,
+                dim,
+                descending,
+                indices_dtype,
+            )
+        };
+        if traced {
+            super::trace::int_outcome::<B>("float_sort_with_indices", token, &r.1);
+        }
+        r
     }
 
     fn float_argsort(
@@ -659,7 +1784,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         descending: bool,
         out_dtype: IntDType,
     ) -> IntTensor<Self> {
-        <B as FloatTensorOps<B>>::float_argsort(tensor, dim, descending, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_argsort", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_argsort(tensor, dim, descending, out_dtype) };
+        if traced {
+            super::trace::int_outcome::<B>("float_argsort", token, &r);
+        }
+        r
     }
 
     fn float_grid_sample_2d(
@@ -667,7 +1802,17 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         grid: FloatTensor<Self>,
         options: GridSampleOptions,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_grid_sample_2d(tensor, grid, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_grid_sample_2d", &[&tensor, &grid])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_grid_sample_2d(tensor, grid, options) };
+        if traced {
+            super::trace::float_outcome::<B>("float_grid_sample_2d", token, &r);
+        }
+        r
     }
 
     fn float_unfold(
@@ -676,15 +1821,45 @@ impl<B: Backend, P: Policy> FloatTensorOps<Self> for Decorator<B, P> {
         size: usize,
         step: usize,
     ) -> FloatTensor<Self> {
-        <B as FloatTensorOps<B>>::float_unfold(tensor, dim, size, step)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_unfold", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_unfold(tensor, dim, size, step) };
+        if traced {
+            super::trace::float_outcome::<B>("float_unfold", token, &r);
+        }
+        r
     }
 
     fn float_is_nan(tensor: FloatTensor<Self>, out_dtype: BoolDType) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_is_nan(tensor, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_is_nan", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_is_nan(tensor, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_is_nan", token, &r);
+        }
+        r
     }
 
     fn float_is_inf(tensor: FloatTensor<Self>, out_dtype: BoolDType) -> BoolTensor<Self> {
-        <B as FloatTensorOps<B>>::float_is_inf(tensor, out_dtype)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("float_is_inf", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as FloatTensorOps<B>>::float_is_inf(tensor, out_dtype) };
+        if traced {
+            super::trace::bool_outcome::<B>("float_is_inf", token, &r);
+        }
+        r
     }
 }
 
@@ -1413,7 +2588,17 @@ impl<B: Backend, P: Policy> IntTensorOps<Self> for Decorator<B, P> {
 
 impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
     fn embedding(weights: FloatTensor<Self>, indices: IntTensor<Self>) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::embedding(weights, indices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("embedding", &[&weights])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::embedding(weights, indices) };
+        if traced {
+            super::trace::float_outcome::<B>("embedding", token, &r);
+        }
+        r
     }
 
     fn embedding_backward(
@@ -1429,21 +2614,33 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        let dims = x.shape();
-        let rank = dims.num_dims();
-        let d_in = dims[rank - 1];
-        if P::FLAT_LINEAR && rank > 2 && d_in > 0 {
-            let rows = dims.num_elements() / d_in;
-            let flat = B::float_reshape(x, Shape::new([rows, d_in]));
-            let y = <B as ModuleOps<B>>::linear(flat, weight, bias);
-            let mut out: Vec<usize> = (0..rank).map(|i| dims[i]).collect();
-            out[rank - 1] = y.shape()[1];
-            B::float_reshape(y, Shape::from(out))
-        } else if P::LINEAR_FROM_OPS {
-            super::linear_from_ops::<Self>(x, weight, bias)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("linear", &[&x, &weight])
         } else {
-            <B as ModuleOps<B>>::linear(x, weight, bias)
+            None
+        };
+        let r = {
+            let dims = x.shape();
+            let rank = dims.num_dims();
+            let d_in = dims[rank - 1];
+            if P::FLAT_LINEAR && rank > 2 && d_in > 0 {
+                let rows = dims.num_elements() / d_in;
+                let flat = B::float_reshape(x, Shape::new([rows, d_in]));
+                let y = <B as ModuleOps<B>>::linear(flat, weight, bias);
+                let mut out: Vec<usize> = (0..rank).map(|i| dims[i]).collect();
+                out[rank - 1] = y.shape()[1];
+                B::float_reshape(y, Shape::from(out))
+            } else if P::LINEAR_FROM_OPS {
+                super::linear_from_ops::<Self>(x, weight, bias)
+            } else {
+                <B as ModuleOps<B>>::linear(x, weight, bias)
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("linear", token, &r);
         }
+        r
     }
 
     fn linear_x_backward(
@@ -1478,7 +2675,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<1>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv1d(x, weight, bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("conv1d", &[&x, &weight])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::conv1d(x, weight, bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("conv1d", token, &r);
+        }
+        r
     }
 
     fn conv1d_x_backward(
@@ -1513,15 +2720,27 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        match P::conv2d::<B>(Conv2dArgs {
-            x,
-            weight,
-            bias,
-            options,
-        }) {
-            Ok(y) => y,
-            Err(a) => <B as ModuleOps<B>>::conv2d(a.x, a.weight, a.bias, a.options),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("conv2d", &[&x, &weight])
+        } else {
+            None
+        };
+        let r = {
+            match P::conv2d::<B>(Conv2dArgs {
+                x,
+                weight,
+                bias,
+                options,
+            }) {
+                Ok(y) => y,
+                Err(a) => <B as ModuleOps<B>>::conv2d(a.x, a.weight, a.bias, a.options),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("conv2d", token, &r);
         }
+        r
     }
 
     fn conv2d_x_backward(
@@ -1568,7 +2787,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: DeformConvOptions<2>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::deform_conv2d(x, offset, weight, mask, bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("deform_conv2d", &[&x, &offset, &weight])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::deform_conv2d(x, offset, weight, mask, bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("deform_conv2d", token, &r);
+        }
+        r
     }
 
     fn deform_conv2d_backward(
@@ -1606,7 +2835,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<3>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv3d(x, weight, bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("conv3d", &[&x, &weight])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::conv3d(x, weight, bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("conv3d", token, &r);
+        }
+        r
     }
 
     fn conv3d_x_backward(
@@ -1641,7 +2880,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvTransposeOptions<1>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv_transpose1d(x, weight, bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("conv_transpose1d", &[&x, &weight])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::conv_transpose1d(x, weight, bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("conv_transpose1d", token, &r);
+        }
+        r
     }
 
     fn conv_transpose1d_x_backward(
@@ -1675,7 +2924,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv_transpose2d(x, weight, bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("conv_transpose2d", &[&x, &weight])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::conv_transpose2d(x, weight, bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("conv_transpose2d", token, &r);
+        }
+        r
     }
 
     fn conv_transpose2d_x_backward(
@@ -1709,7 +2968,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         bias: Option<FloatTensor<Self>>,
         options: ConvTransposeOptions<3>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::conv_transpose3d(x, weight, bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("conv_transpose3d", &[&x, &weight])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::conv_transpose3d(x, weight, bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("conv_transpose3d", token, &r);
+        }
+        r
     }
 
     fn conv_transpose3d_x_backward(
@@ -1742,7 +3011,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         kernel_size: [usize; 2],
         options: UnfoldOptions,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::unfold4d(x, kernel_size, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("unfold4d", &[&x])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::unfold4d(x, kernel_size, options) };
+        if traced {
+            super::trace::float_outcome::<B>("unfold4d", token, &r);
+        }
+        r
     }
 
     fn avg_pool1d(
@@ -1753,14 +3032,26 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         count_include_pad: bool,
         ceil_mode: bool,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::avg_pool1d(
-            x,
-            kernel_size,
-            stride,
-            padding,
-            count_include_pad,
-            ceil_mode,
-        )
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("avg_pool1d", &[&x])
+        } else {
+            None
+        };
+        let r = {
+            <B as ModuleOps<B>>::avg_pool1d(
+                x,
+                kernel_size,
+                stride,
+                padding,
+                count_include_pad,
+                ceil_mode,
+            )
+        };
+        if traced {
+            super::trace::float_outcome::<B>("avg_pool1d", token, &r);
+        }
+        r
     }
 
     fn avg_pool1d_backward(
@@ -1791,14 +3082,26 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         count_include_pad: bool,
         ceil_mode: bool,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::avg_pool2d(
-            x,
-            kernel_size,
-            stride,
-            padding,
-            count_include_pad,
-            ceil_mode,
-        )
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("avg_pool2d", &[&x])
+        } else {
+            None
+        };
+        let r = {
+            <B as ModuleOps<B>>::avg_pool2d(
+                x,
+                kernel_size,
+                stride,
+                padding,
+                count_include_pad,
+                ceil_mode,
+            )
+        };
+        if traced {
+            super::trace::float_outcome::<B>("avg_pool2d", token, &r);
+        }
+        r
     }
 
     fn avg_pool2d_backward(
@@ -1822,7 +3125,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
     }
 
     fn adaptive_avg_pool2d(x: FloatTensor<Self>, output_size: [usize; 2]) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::adaptive_avg_pool2d(x, output_size)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("adaptive_avg_pool2d", &[&x])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::adaptive_avg_pool2d(x, output_size) };
+        if traced {
+            super::trace::float_outcome::<B>("adaptive_avg_pool2d", token, &r);
+        }
+        r
     }
 
     fn adaptive_avg_pool2d_backward(
@@ -1833,7 +3146,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
     }
 
     fn adaptive_avg_pool1d(x: FloatTensor<Self>, output_size: usize) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::adaptive_avg_pool1d(x, output_size)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("adaptive_avg_pool1d", &[&x])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::adaptive_avg_pool1d(x, output_size) };
+        if traced {
+            super::trace::float_outcome::<B>("adaptive_avg_pool1d", token, &r);
+        }
+        r
     }
 
     fn adaptive_avg_pool1d_backward(
@@ -1851,7 +3174,30 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dilation: usize,
         ceil_mode: bool,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("max_pool1d", &[&x])
+        } else {
+            None
+        };
+        if traced {
+            return Self::max_pool1d_with_indices(
+                x,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+            )
+            .output;
+        }
+        let r = {
+            <B as ModuleOps<B>>::max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode)
+        };
+        if traced {
+            super::trace::float_outcome::<B>("max_pool1d", token, &r);
+        }
+        r
     }
 
     fn max_pool1d_with_indices(
@@ -1862,17 +3208,29 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dilation: usize,
         ceil_mode: bool,
     ) -> MaxPool1dWithIndices<Self> {
-        {
-            let r = <B as ModuleOps<B>>::max_pool1d_with_indices(
-                x,
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-                ceil_mode,
-            );
-            MaxPool1dWithIndices::new(r.output, r.indices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("max_pool1d_with_indices", &[&x])
+        } else {
+            None
+        };
+        let r = {
+            {
+                let r = <B as ModuleOps<B>>::max_pool1d_with_indices(
+                    x,
+                    kernel_size,
+                    stride,
+                    padding,
+                    dilation,
+                    ceil_mode,
+                );
+                MaxPool1dWithIndices::new(r.output, r.indices)
+            }
+        };
+        if traced {
+            super::trace::int_outcome::<B>("max_pool1d_with_indices", token, &r.indices);
         }
+        r
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1909,24 +3267,47 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dilation: [usize; 2],
         ceil_mode: bool,
     ) -> FloatTensor<Self> {
-        match P::max_pool2d::<B>(MaxPool2dArgs {
-            x,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            ceil_mode,
-        }) {
-            Ok(y) => y,
-            Err(a) => <B as ModuleOps<B>>::max_pool2d(
-                a.x,
-                a.kernel_size,
-                a.stride,
-                a.padding,
-                a.dilation,
-                a.ceil_mode,
-            ),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("max_pool2d", &[&x])
+        } else {
+            None
+        };
+        if traced {
+            return Self::max_pool2d_with_indices(
+                x,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+            )
+            .output;
         }
+        let r = {
+            match P::max_pool2d::<B>(MaxPool2dArgs {
+                x,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+            }) {
+                Ok(y) => y,
+                Err(a) => <B as ModuleOps<B>>::max_pool2d(
+                    a.x,
+                    a.kernel_size,
+                    a.stride,
+                    a.padding,
+                    a.dilation,
+                    a.ceil_mode,
+                ),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("max_pool2d", token, &r);
+        }
+        r
     }
 
     fn max_pool2d_with_indices(
@@ -1937,17 +3318,29 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dilation: [usize; 2],
         ceil_mode: bool,
     ) -> MaxPool2dWithIndices<Self> {
-        {
-            let r = <B as ModuleOps<B>>::max_pool2d_with_indices(
-                x,
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-                ceil_mode,
-            );
-            MaxPool2dWithIndices::new(r.output, r.indices)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("max_pool2d_with_indices", &[&x])
+        } else {
+            None
+        };
+        let r = {
+            {
+                let r = <B as ModuleOps<B>>::max_pool2d_with_indices(
+                    x,
+                    kernel_size,
+                    stride,
+                    padding,
+                    dilation,
+                    ceil_mode,
+                );
+                MaxPool2dWithIndices::new(r.output, r.indices)
+            }
+        };
+        if traced {
+            super::trace::int_outcome::<B>("max_pool2d_with_indices", token, &r.indices);
         }
+        r
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1981,7 +3374,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         output_size: [usize; 2],
         options: InterpolateOptions,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::interpolate(x, output_size, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("interpolate", &[&x])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::interpolate(x, output_size, options) };
+        if traced {
+            super::trace::float_outcome::<B>("interpolate", token, &r);
+        }
+        r
     }
 
     fn interpolate_backward(
@@ -2001,7 +3404,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         attn_bias: Option<FloatTensor<Self>>,
         options: AttentionModuleOptions,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::attention(query, key, value, mask, attn_bias, options)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("attention", &[&query, &key, &value])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::attention(query, key, value, mask, attn_bias, options) };
+        if traced {
+            super::trace::float_outcome::<B>("attention", token, &r);
+        }
+        r
     }
 
     fn layer_norm(
@@ -2010,7 +3423,17 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         beta: Option<FloatTensor<Self>>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::layer_norm(tensor, gamma, beta, epsilon)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("layer_norm", &[&tensor, &gamma])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::layer_norm(tensor, gamma, beta, epsilon) };
+        if traced {
+            super::trace::float_outcome::<B>("layer_norm", token, &r);
+        }
+        r
     }
 
     fn ctc_loss(
@@ -2020,7 +3443,19 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         target_lengths: IntTensor<Self>,
         blank: usize,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::ctc_loss(log_probs, targets, input_lengths, target_lengths, blank)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("ctc_loss", &[&log_probs])
+        } else {
+            None
+        };
+        let r = {
+            <B as ModuleOps<B>>::ctc_loss(log_probs, targets, input_lengths, target_lengths, blank)
+        };
+        if traced {
+            super::trace::float_outcome::<B>("ctc_loss", token, &r);
+        }
+        r
     }
 
     fn has_ctc_loss_backward() -> bool {
@@ -2050,7 +3485,15 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dim: usize,
         n: Option<usize>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        <B as ModuleOps<B>>::rfft(signal, dim, n)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("rfft", &[&signal])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::rfft(signal, dim, n) };
+        let _ = token;
+        r
     }
 
     fn irfft(
@@ -2059,17 +3502,47 @@ impl<B: Backend, P: Policy> ModuleOps<Self> for Decorator<B, P> {
         dim: usize,
         n: Option<usize>,
     ) -> FloatTensor<Self> {
-        <B as ModuleOps<B>>::irfft(spectrum_re, spectrum_im, dim, n)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("irfft", &[&spectrum_re, &spectrum_im])
+        } else {
+            None
+        };
+        let r = { <B as ModuleOps<B>>::irfft(spectrum_re, spectrum_im, dim, n) };
+        if traced {
+            super::trace::float_outcome::<B>("irfft", token, &r);
+        }
+        r
     }
 }
 
 impl<B: Backend, P: Policy> ActivationOps<Self> for Decorator<B, P> {
     fn leaky_relu(tensor: FloatTensor<Self>, negative_slope: Scalar) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::leaky_relu(tensor, negative_slope)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("leaky_relu", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::leaky_relu(tensor, negative_slope) };
+        if traced {
+            super::trace::float_outcome::<B>("leaky_relu", token, &r);
+        }
+        r
     }
 
     fn relu(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::relu(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("relu", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::relu(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("relu", token, &r);
+        }
+        r
     }
 
     fn relu_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -2077,14 +3550,36 @@ impl<B: Backend, P: Policy> ActivationOps<Self> for Decorator<B, P> {
     }
 
     fn gelu(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        match P::gelu::<B>(tensor) {
-            Ok(y) => y,
-            Err(tensor) => <B as ActivationOps<B>>::gelu(tensor),
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("gelu", &[&tensor])
+        } else {
+            None
+        };
+        let r = {
+            match P::gelu::<B>(tensor) {
+                Ok(y) => y,
+                Err(tensor) => <B as ActivationOps<B>>::gelu(tensor),
+            }
+        };
+        if traced {
+            super::trace::float_outcome::<B>("gelu", token, &r);
         }
+        r
     }
 
     fn prelu(tensor: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::prelu(tensor, alpha)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("prelu", &[&tensor, &alpha])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::prelu(tensor, alpha) };
+        if traced {
+            super::trace::float_outcome::<B>("prelu", token, &r);
+        }
+        r
     }
 
     fn gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -2095,7 +3590,17 @@ impl<B: Backend, P: Policy> ActivationOps<Self> for Decorator<B, P> {
     }
 
     fn sigmoid(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::sigmoid(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("sigmoid", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::sigmoid(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("sigmoid", token, &r);
+        }
+        r
     }
 
     fn sigmoid_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -2103,23 +3608,73 @@ impl<B: Backend, P: Policy> ActivationOps<Self> for Decorator<B, P> {
     }
 
     fn hard_sigmoid(tensor: FloatTensor<Self>, alpha: Scalar, beta: Scalar) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::hard_sigmoid(tensor, alpha, beta)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("hard_sigmoid", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::hard_sigmoid(tensor, alpha, beta) };
+        if traced {
+            super::trace::float_outcome::<B>("hard_sigmoid", token, &r);
+        }
+        r
     }
 
     fn log_sigmoid(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::log_sigmoid(tensor)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("log_sigmoid", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::log_sigmoid(tensor) };
+        if traced {
+            super::trace::float_outcome::<B>("log_sigmoid", token, &r);
+        }
+        r
     }
 
     fn softmax(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::softmax(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("softmax", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::softmax(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("softmax", token, &r);
+        }
+        r
     }
 
     fn log_softmax(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::log_softmax(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("log_softmax", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::log_softmax(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("log_softmax", token, &r);
+        }
+        r
     }
 
     fn softmin(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
-        <B as ActivationOps<B>>::softmin(tensor, dim)
+        let traced = P::TRACE && super::trace::active();
+        let token = if traced {
+            super::trace::operands::<B>("softmin", &[&tensor])
+        } else {
+            None
+        };
+        let r = { <B as ActivationOps<B>>::softmin(tensor, dim) };
+        if traced {
+            super::trace::float_outcome::<B>("softmin", token, &r);
+        }
+        r
     }
 
     fn log_sigmoid_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
