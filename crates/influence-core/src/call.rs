@@ -14,6 +14,7 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::chunking::{conductance_chunks, parallel_chunks};
+use crate::engine::exact::{ExactStats, MAX_EXACT_PIECES};
 use crate::engine::{Call, Deferred, PathSpace, ProgressFn, SweepGraphs, default_threads};
 use crate::explainable::{EvalArgs, EvalInputs};
 use crate::inputs::PathInputs;
@@ -423,6 +424,47 @@ where
         ),
         InfluenceError,
     > {
+        let (attributions, checks, delta, _) = self.compute_with(delta, None)?;
+        Ok((attributions, checks, delta))
+    }
+
+    /// [`compute`](Self::compute); with `exact` (a cap on pieces per example), the exact
+    /// integral instead of the quadrature rule (`engine/exact.rs`), and what it found.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn compute_with(
+        self,
+        delta: bool,
+        exact: Option<usize>,
+    ) -> Result<
+        (
+            Vec<Attribution<B::InnerBackend>>,
+            Deferred<B::InnerBackend>,
+            Option<Tensor<B::InnerBackend, 1>>,
+            Option<ExactStats>,
+        ),
+        InfluenceError,
+    > {
+        if exact.is_some() {
+            let refuse = |option: &'static str, method: &'static str| {
+                Err(InfluenceError::NotForMethod { option, method })
+            };
+            if self.kind != PathKind::InternalInfluence {
+                return refuse("run_exact", self.kind.name());
+            }
+            match self.distribution {
+                Distribution::Path => {}
+                Distribution::Point => return refuse("run_exact", "Distribution::Point"),
+                Distribution::Points { .. } => {
+                    return refuse("run_exact", "Distribution::Points");
+                }
+            }
+            if self.noise_tunnel.is_some() {
+                return refuse("run_exact", "a call with a noise tunnel");
+            }
+            if self.multiply_by_activation {
+                return refuse("multiply_by_activation", "run_exact");
+            }
+        }
         if delta && self.kind == PathKind::InternalInfluence {
             return Err(InfluenceError::NoConvergenceDelta {
                 method: self.kind.name(),
@@ -457,6 +499,8 @@ where
         // given points.
         let (alphas, weights, given) =
             match self.distribution {
+                // The exact method chooses its points; the validation forward runs α = 0 and 1.
+                Distribution::Path if exact.is_some() => (vec![0.0], vec![1.0], None),
                 Distribution::Path => {
                     let points =
                         match kind {
@@ -601,11 +645,19 @@ where
             endpoints: delta || self.multiply_by_activation,
             progress: self.progress,
         };
+        let mut exact_stats = None;
         let (sums, checks, ends) = match kind {
             PathKind::Conductance => {
                 let new_sums = || Differences(Sums::new(batch, layers.len()));
                 let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
                 (sums.0, checks, ends)
+            }
+            _ if exact.is_some() => {
+                let max_pieces = exact.unwrap_or(MAX_EXACT_PIECES);
+                let (sums, checks, stats) =
+                    call.run_exact(&self.model, config.internal_batch_size, max_pieces)?;
+                exact_stats = Some(stats);
+                (sums, checks, None)
             }
             _ => {
                 let new_sums = || WeightedSums {
@@ -669,6 +721,6 @@ where
                     .collect(),
             })
             .collect();
-        Ok((attributions, checks, delta))
+        Ok((attributions, checks, delta, exact_stats))
     }
 }

@@ -16,6 +16,8 @@
 //!    values for the same example in a forward of other rows
 //!    ([`InfluenceError::NotInferenceFunction`]).
 
+pub(crate) mod exact;
+
 use core::ops::Range;
 
 use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
@@ -378,11 +380,11 @@ where
         let endpoints = self.endpoints || self.space == PathSpace::Layer;
         let (input, baseline) = (At::Alpha(1.0), At::Alpha(0.0));
         let points = if endpoints {
-            vec![first, input, baseline]
+            vec![first, input.clone(), baseline]
         } else if first == input {
             vec![first, baseline]
         } else {
-            vec![first, input]
+            vec![first, input.clone()]
         };
         let (output, watches) = self.forward_at(model, &points, device)?;
         check_hits(&watches)?;
@@ -391,7 +393,7 @@ where
         // The inputs themselves are the step at α = 1: a predicted target is read there.
         let input_step = points
             .iter()
-            .position(|&p| p == input)
+            .position(|p| *p == input)
             .expect("α = 1 is evaluated");
         selector.resolve_at_input(&output, n, input_step)?;
         let inner_rows = |o: &AnyTensor<B>, rows: Range<usize>| {

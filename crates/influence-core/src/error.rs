@@ -511,6 +511,34 @@ pub enum InfluenceError {
         estimate: f64,
     },
 
+    /// [`run_exact`](crate::AttributeCall::run_exact) on a model that is not piecewise linear
+    /// in its inputs: an operation with a smooth non-linearity (`float_exp`, `gelu`,
+    /// `softmax`, `layer_norm`, `tanh`, `sigmoid`, ...), or a product or quotient of two
+    /// values that both depend on the inputs, applied to values that depend on the inputs.
+    #[error(
+        "run_exact: the model is not piecewise linear in its inputs: operation `{op}` {why}; the exact method covers networks of linear maps, convolutions, ReLU and leaky ReLU, max and average pools, BatchNorm in inference mode, sums and reshapes. Use run_to_tolerance for this model"
+    )]
+    NotPiecewiseLinear {
+        /// The first such operation, by its name in Burn's backend traits.
+        op: String,
+        /// What makes it non-linear here.
+        why: String,
+    },
+
+    /// [`run_exact`](crate::AttributeCall::run_exact): an example's path crosses more
+    /// activation-pattern boundaries than the cap allows.
+    #[error(
+        "run_exact: the path of example {example} has more than {max} affine pieces ({pieces} found so far); raise the cap (run_exact_with) or use run_to_tolerance"
+    )]
+    TooManyPieces {
+        /// The example.
+        example: usize,
+        /// Pieces found when the cap was passed (a lower bound).
+        pieces: usize,
+        /// The cap.
+        max: usize,
+    },
+
     /// `return_convergence_delta` for a method that has none (Captum offers it on
     /// `LayerConductance` and `LayerIntegratedGradients`).
     #[error(

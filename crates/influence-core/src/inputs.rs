@@ -29,12 +29,15 @@ struct Path<B: Backend> {
 }
 
 /// A point at which the validation forward evaluates the inputs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum At {
     /// `x' + α (x − x')`; at α = 1 the inputs themselves, at α = 0 the baselines.
     Alpha(f64),
     /// Given point `k` ([`PathInputs::with_points`]).
     Point(usize),
+    /// One α per example: row `i` is `x'_i + α_i (x_i − x'_i)` (the exact method's points,
+    /// which differ from example to example).
+    Rows(Vec<f64>),
 }
 
 /// The validated inputs and baselines of one `attribute` call.
@@ -295,10 +298,23 @@ impl<B: Backend> PathInputs<B> {
                 let device = p.diff.device();
                 let blocks: Vec<Tensor<B, 2>> = points
                     .iter()
-                    .map(|&at| {
+                    .map(|at| {
                         let a = match at {
-                            At::Alpha(a) => a,
-                            At::Point(k) => {
+                            At::Alpha(a) => *a,
+                            At::Rows(alphas) => {
+                                let n = alphas.len();
+                                let column = Tensor::<B, 2>::from_data(
+                                    burn::tensor::TensorData::new(alphas.clone(), [n, 1]),
+                                    &device,
+                                );
+                                let moved = p.diff.clone() * column;
+                                return match &p.start {
+                                    Start::Zero => moved,
+                                    Start::Scalar(v) => moved.add_scalar(*v),
+                                    Start::Tensor(t) => moved + t.clone(),
+                                };
+                            }
+                            &At::Point(k) => {
                                 let given = p.given.as_ref().expect("given points");
                                 let [_, batch, features] = given.dims();
                                 return given.clone().slice(k..k + 1).reshape([batch, features]);

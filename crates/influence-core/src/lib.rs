@@ -40,6 +40,7 @@ pub mod distribution;
 mod engine;
 mod error;
 pub mod eval;
+mod exact;
 pub mod explainable;
 mod gradient;
 mod inference;
@@ -71,8 +72,10 @@ pub use decorator::{
     MaxPool2dArgs, Policy, conv2d_x_backward_by_forward,
 };
 pub use distribution::Distribution;
+pub use engine::exact::{MAX_EXACT_PIECES, MIN_PIECE_WIDTH};
 pub use error::InfluenceError;
 pub use eval::{Eval, ToEval};
+pub use exact::ExactAttribution;
 pub use explainable::Explainable;
 pub use gradient::{LayerGradient, LayerGradients, layer_gradients, layer_gradients_probed};
 pub use inference::{check_layer_names, predict};

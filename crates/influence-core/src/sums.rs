@@ -59,7 +59,7 @@ impl<B: Backend> Sums<B> {
     }
 
     /// Adds `part` to the sum of tensor `k` of layer `l` (the first part starts it).
-    fn add_part(&mut self, l: usize, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
+    pub(crate) fn add_part(&mut self, l: usize, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
         match self.layers[l].get_mut(k) {
             Some((sum, _)) => *sum = sum.clone() + part,
             None => self.layers[l].push((part, shape)),
@@ -75,7 +75,7 @@ impl<B: Backend> Sums<B> {
     }
 
     /// The full shape of a pass's tensor with the caller's batch.
-    fn shape_of<T: Backend>(&self, g: &AnyTensor<T>) -> Vec<usize> {
+    pub(crate) fn shape_of<T: Backend>(&self, g: &AnyTensor<T>) -> Vec<usize> {
         let mut shape = g.shape().to_vec();
         shape[0] = self.batch;
         shape

@@ -524,3 +524,55 @@ pub fn run_all<B: AutodiffBackend>(
     }
     outcomes
 }
+
+/// A one-case file's exact Internal Influence ([`AttributeCall::run_exact`], `tests/exact.rs`):
+/// the attribution, the pieces and breakpoints of each example's path. `n_steps`, `method` and a noise
+/// tunnel are not used; `internal_batch_size` is, as the bound of every pass's rows.
+///
+/// # Errors
+/// The call's error; [`InfluenceError::NoInputs`] for a suite case.
+///
+/// [`AttributeCall::run_exact`]: influence_core::AttributeCall::run_exact
+pub fn run_exact<B: AutodiffBackend>(
+    case: &Case,
+    device: &B::Device,
+    internal_batch_size: Option<usize>,
+) -> Result<influence_core::ExactAttribution<B::InnerBackend>, InfluenceError> {
+    let Case::Sequential(c) = case else {
+        return Err(InfluenceError::NoInputs);
+    };
+    let model = Sequential::<B>::from_specs(&c.model.layers, device);
+    let baselines = match &c.baselines {
+        None => Baselines::zeros(),
+        Some(BaselineSpec::Scalar(v)) => Baseline::Scalar(*v).into(),
+        Some(BaselineSpec::Tensor(t)) => Baseline::Tensor(t.act::<B>(device).into()).into(),
+    };
+    let target = c.target.as_ref().map(Target::from).unwrap_or_default();
+    let mut call = InternalInfluence::new(&model, c.layer.as_str())?
+        .attribute(c.inputs.act::<B>(device))
+        .baselines(baselines)
+        .target(target)
+        .attribute_to_layer_input(c.attribute_to_layer_input);
+    if let Some(m) = internal_batch_size {
+        call = call.internal_batch_size(m);
+    }
+    call.run_exact()
+}
+
+/// The largest absolute difference between `actual` and a one-case file's `expected`, and
+/// its tolerance (`tolerance.abs`).
+///
+/// # Errors
+/// On a count or shape mismatch; for a suite case.
+pub fn compare_expected<B: burn::tensor::backend::Backend>(
+    case: &Case,
+    actual: Vec<influence_core::AnyTensor<B>>,
+) -> Result<(f64, f64), String> {
+    let Case::Sequential(c) = case else {
+        return Err("a suite case".to_string());
+    };
+    Ok((
+        compare(actual, std::slice::from_ref(&c.expected))?,
+        c.tolerance.abs,
+    ))
+}

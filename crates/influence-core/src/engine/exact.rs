@@ -1,0 +1,645 @@
+//! Exact Internal Influence for piecewise-linear networks (not in Captum): the path from the
+//! baseline to the input is cut into the pieces on which the network is affine (ExactLine:
+//! Sotoudeh & Thakur, "Computing Linear Restrictions of Neural Networks", NeurIPS 2019), and
+//! on each piece the gradient is constant, so `∫₀¹ ∂F/∂h dα = Σ_pieces (b − a) · ∂F/∂h((a +
+//! b)/2)` holds without quadrature error.
+//!
+//! **Patterns.** A forward on [`Eval<B>`](crate::Eval) with a trace running records the
+//! *activation pattern* of every row (`decorator/trace.rs`): the outcome of each comparison,
+//! arg-max and max-pool window, and the side of each ReLU (leaky ReLU, PReLU, absolute value,
+//! clamp) kink. The inputs sharing one whole pattern form a convex set (each condition is a
+//! linear inequality in the input once the earlier pattern is fixed), so when both ends of a
+//! segment of the path have the same pattern, the network is affine on the whole segment.
+//!
+//! **Refusal.** Two traced forwards with different row counts tell the operands that depend
+//! on the inputs (their sizes change) from the parameters (BatchNorm's `sqrt` of its running
+//! variance does not). The first operation that is not piecewise linear in an input-dependent
+//! operand — a smooth function (`float_exp`, `gelu`, `softmax`, `layer_norm`, ...), a product
+//! or a quotient of two input-dependent values, or any operation this module does not know —
+//! is [`InfluenceError::NotPiecewiseLinear`].
+//!
+//! **Partition.** Batched bisection: every round evaluates the midpoints of all open segments
+//! of all examples in one traced forward (chunked by `internal_batch_size`), and closes each
+//! half whose ends have equal patterns. A segment shorter than [`RESOLUTION`] whose ends still
+//! differ holds a breakpoint within `2⁻³⁰` of α (a *cell*); it joins the piece before it, so
+//! breakpoints closer than that count as one, and a pattern that holds at a single point
+//! (every pre-activation exactly zero at a zero baseline) makes no piece of its own (the
+//! error is below the cell's width times the gradient's jump). Adjacent closed segments with
+//! one pattern merge into one piece. Last, breakpoints closer than [`MIN_PIECE_WIDTH`]
+//! (2⁻¹⁸) to each other merge into one, and those that close to an end of the path are
+//! dropped: float32 rounding makes values that tie at a point (every max-pool window at a
+//! zero baseline) flicker over a few 1e-6 of α, where exact arithmetic has one breakpoint.
+//!
+//! **Integral.** One gradient pass per chunk of pieces, each row at its piece's midpoint,
+//! weighted by the piece's length.
+
+use burn::tensor::{Bool, Int, Tensor, TensorData, TensorPrimitive};
+use burn_backend::{Shape, TensorMetadata};
+
+use super::{Call, Deferred};
+use crate::decorator::trace::{self, Op, Pattern, PatternOf, Trace};
+use crate::inputs::At;
+use crate::panics::{panic_message, quietly};
+use crate::quantity::TargetSelector;
+use crate::sums::Sums;
+use crate::tensor_group::collect;
+use crate::{
+    AnyTensor, Expansion, ForwardArgs, InfluenceError, LayerProbe, Probe, layer_gradients_probed,
+};
+use burn::tensor::backend::AutodiffBackend;
+
+/// The shortest segment the bisection splits (in α): a breakpoint is located to within it.
+pub(crate) const RESOLUTION: f64 = 1.0 / (1u64 << 30) as f64;
+
+/// The resolution of the partition in α: breakpoints closer than this to each other count as
+/// one (at their middle), and breakpoints closer than this to an end of the path belong to
+/// it. float32 cannot tell the order of values that tie at a point of the path until they
+/// differ by more than their rounding: at a zero baseline, every max-pool window of a
+/// bias-free convolution ties at α = 0, and float32 sees its winner flicker for α up to a few
+/// 1e-6 (measured on the golden CNNs: up to 3.6e-6), as it sees a shallow zero crossing
+/// wobble. Exact arithmetic has one breakpoint there, or none. A merged breakpoint moves the
+/// integral by less than this width times the gradient's jump.
+pub const MIN_PIECE_WIDTH: f64 = 1.0 / (1u64 << 18) as f64;
+
+/// The default cap on affine pieces per example ([`crate::AttributeCall::run_exact`]).
+pub const MAX_EXACT_PIECES: usize = 100_000;
+
+/// What an exact call found, per example.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ExactStats {
+    /// Affine pieces of each example's path: the runs of one activation pattern (see
+    /// `merge`).
+    pub pieces: Vec<usize>,
+    /// The interior breakpoints of each example's path, sorted (`pieces − 1` each).
+    pub breakpoints: Vec<Vec<f64>>,
+    /// Forward passes (traced, for the partition) and forward/backward passes (for the
+    /// integral) the call ran.
+    pub passes: usize,
+}
+
+/// How an operation behaves on values that depend on the inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Linear (or affine, or a selection) in each operand.
+    Linear,
+    /// A product: linear when at most one operand depends on the inputs.
+    Product,
+    /// A quotient: linear when the divisor does not depend on the inputs.
+    Quotient,
+    /// Piecewise linear with its pattern recorded.
+    Pattern,
+    /// Anything else: not piecewise linear (or not known to be) on input-dependent values.
+    Other,
+}
+
+fn class(name: &str) -> Class {
+    const LINEAR: &[&str] = &[
+        "float_into_data",
+        "float_to_device",
+        "float_repeat_dim",
+        "float_add",
+        "float_add_scalar",
+        "float_sub",
+        "float_sub_scalar",
+        "float_mul_scalar",
+        "float_div_scalar",
+        "float_neg",
+        "float_transpose",
+        "float_swap_dims",
+        "float_permute",
+        "float_flip",
+        "float_reshape",
+        "float_gather",
+        "float_gather_nd",
+        "float_scatter_add",
+        "float_select",
+        "float_select_add",
+        "float_slice",
+        "float_slice_assign",
+        "float_mask_where",
+        "float_mask_fill",
+        "float_detach",
+        "float_set_require_grad",
+        "float_sum",
+        "float_sum_dim",
+        "float_mean",
+        "float_mean_dim",
+        "float_cumsum",
+        "float_cast",
+        "float_expand",
+        "float_unfold",
+        "embedding",
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "unfold4d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "interpolate",
+    ];
+    const PATTERN: &[&str] = &[
+        "float_equal",
+        "float_not_equal",
+        "float_equal_elem",
+        "float_not_equal_elem",
+        "float_greater",
+        "float_greater_elem",
+        "float_greater_equal",
+        "float_greater_equal_elem",
+        "float_lower",
+        "float_lower_elem",
+        "float_lower_equal",
+        "float_lower_equal_elem",
+        "float_is_nan",
+        "float_is_inf",
+        "float_any",
+        "float_any_dim",
+        "float_all",
+        "float_all_dim",
+        "float_argmax",
+        "float_argmin",
+        "float_max_dim_with_indices",
+        "float_min_dim_with_indices",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool1d_with_indices",
+        "max_pool2d_with_indices",
+    ];
+    match name {
+        "float_mul" | "float_matmul" | "float_cross" => Class::Product,
+        "float_div" => Class::Quotient,
+        n if LINEAR.contains(&n) => Class::Linear,
+        n if PATTERN.contains(&n) || trace::KINKED.contains(&n) => Class::Pattern,
+        _ => Class::Other,
+    }
+}
+
+/// The first operation of the traces that is not piecewise linear in the inputs. `small` and
+/// `large` trace the same model on fewer and more rows: an operand whose size differs
+/// between them depends on the inputs.
+///
+/// # Errors
+/// [`InfluenceError::NotPiecewiseLinear`] naming it; also when the two forwards ran different
+/// operations (the operations then depend on the row count, which the method cannot follow).
+pub(crate) fn check_piecewise_linear(small: &[Op], large: &[Op]) -> Result<(), InfluenceError> {
+    for (i, a) in small.iter().enumerate() {
+        let Some(b) = large.get(i).filter(|b| b.name == a.name) else {
+            return Err(InfluenceError::NotPiecewiseLinear {
+                op: a.name.to_string(),
+                why: "runs at another place in a forward of another number of rows (the model's operations depend on the batch size)".to_string(),
+            });
+        };
+        let dependent: Vec<bool> = a
+            .numels
+            .iter()
+            .zip(&b.numels)
+            .map(|(x, y)| x != y)
+            .collect();
+        let count = dependent.iter().filter(|&&d| d).count();
+        let why = match class(a.name) {
+            Class::Linear | Class::Pattern => None,
+            Class::Product if count >= 2 => {
+                Some("multiplies two values that both depend on the inputs")
+            }
+            Class::Product => None,
+            Class::Quotient if dependent.get(1) == Some(&true) => {
+                Some("divides by a value that depends on the inputs")
+            }
+            Class::Quotient => None,
+            Class::Other if count > 0 => Some("is applied to values that depend on the inputs"),
+            Class::Other => None,
+        };
+        if let Some(why) = why {
+            return Err(InfluenceError::NotPiecewiseLinear {
+                op: a.name.to_string(),
+                why: why.to_string(),
+            });
+        }
+    }
+    if large.len() != small.len() {
+        let op = large[small.len().min(large.len() - 1)].name;
+        return Err(InfluenceError::NotPiecewiseLinear {
+            op: op.to_string(),
+            why: "runs only in a forward of another number of rows (the model's operations depend on the batch size)".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Mixes `v` into the hash `h`.
+fn mix(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31)
+}
+
+/// A 64-bit hash of each row's whole pattern, for a traced forward of `rows` rows. A
+/// recorded tensor whose first dimension is a multiple of `rows` is cut into `rows`
+/// contiguous parts, one per row; any other (a pattern that mixes rows) counts for every
+/// row.
+fn row_hashes<B: AutodiffBackend>(trace: Trace, rows: usize) -> Vec<u64> {
+    let mut hashes = vec![0u64; rows];
+    for (index, pattern) in trace.patterns.into_iter().enumerate() {
+        let Ok(pattern) = pattern.downcast::<PatternOf<B>>() else {
+            // Another backend's trace (a nested call on another backend): not this model's.
+            continue;
+        };
+        let (shape, values): (Shape, Vec<u64>) = match *pattern {
+            Pattern::Sign(f) => {
+                let shape = f.shape();
+                let n = shape.num_elements();
+                let t = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(B::float_reshape(
+                    f,
+                    Shape::new([n]),
+                )));
+                let v = t
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .unwrap_or_default();
+                let signs = v
+                    .into_iter()
+                    .map(|d| u64::from(d > 0.0) | (u64::from(d < 0.0) << 1))
+                    .collect();
+                (shape, signs)
+            }
+            Pattern::Bool(b) => {
+                let shape = b.shape();
+                let n = shape.num_elements();
+                let t = Tensor::<B, 1, Bool>::from_primitive(B::bool_reshape(b, Shape::new([n])));
+                let v = t.into_data().to_vec::<bool>().unwrap_or_default();
+                (shape, v.into_iter().map(u64::from).collect())
+            }
+            Pattern::Int(i) => {
+                let shape = i.shape();
+                let n = shape.num_elements();
+                let t = Tensor::<B, 1, Int>::from_primitive(B::int_reshape(i, Shape::new([n])));
+                let v = t
+                    .into_data()
+                    .convert::<i64>()
+                    .to_vec::<i64>()
+                    .unwrap_or_default();
+                (shape, v.into_iter().map(|x| x as u64).collect())
+            }
+        };
+        let per_row = (shape.num_dims() > 0 && shape[0] > 0 && shape[0] % rows == 0)
+            && values.len() % rows == 0;
+        if per_row {
+            // Seeded with the row's own size, not the forward's: a row's hash does not
+            // depend on how many rows its forward had.
+            let width = values.len() / rows;
+            let seed = mix(index as u64 + 1, width as u64);
+            for (row, h) in hashes.iter_mut().enumerate() {
+                let part = &values[row * width..(row + 1) * width];
+                *h = mix(*h, part.iter().fold(seed, |acc, &v| mix(acc, v)));
+            }
+        } else {
+            let seed = mix(index as u64 + 1, values.len() as u64);
+            let whole = values.iter().fold(seed, |acc, &v| mix(acc, v));
+            for h in &mut hashes {
+                *h = mix(*h, whole);
+            }
+        }
+    }
+    hashes
+}
+
+/// A segment `[a, b]` of one example's path with its ends' pattern hashes.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    a: f64,
+    b: f64,
+    ha: u64,
+    hb: u64,
+}
+
+impl Segment {
+    fn mid(&self) -> f64 {
+        0.5 * (self.a + self.b)
+    }
+}
+
+/// Closed segments, sorted, merged into pieces. A segment whose ends have one pattern has it
+/// throughout (convexity); neighbours with one pattern join. A *cell* (a segment narrower
+/// than [`RESOLUTION`] whose ends differ: a breakpoint, or several within `2⁻³⁰` of each
+/// other, or a pattern that holds only at one point, such as every pre-activation exactly zero
+/// at a zero baseline) joins the piece before it (the first piece when it starts the path),
+/// so the pieces are the runs of one pattern; the integral's error from a cell is below its
+/// width times the gradient's jump.
+fn merge(mut closed: Vec<Segment>) -> Vec<(f64, f64)> {
+    closed.sort_by(|x, y| x.a.total_cmp(&y.a));
+    // (start, end, the pattern; `None` while the piece is only cells)
+    let mut pieces: Vec<(f64, f64, Option<u64>)> = Vec::with_capacity(closed.len());
+    for s in closed {
+        let pattern = (s.ha == s.hb).then_some(s.ha);
+        match (pieces.last_mut(), pattern) {
+            (Some(p), None) => p.1 = s.b,
+            (Some(p), Some(h)) if p.2.is_none_or(|q| q == h) => {
+                p.1 = s.b;
+                p.2 = Some(h);
+            }
+            _ => pieces.push((s.a, s.b, pattern)),
+        }
+    }
+    pieces.into_iter().map(|(a, b, _)| (a, b)).collect()
+}
+
+/// The interior breakpoints of sorted, adjacent pieces covering `[0, 1]`.
+fn breakpoints_of(pieces: &[(f64, f64)]) -> Vec<f64> {
+    pieces.iter().skip(1).map(|(a, _)| *a).collect()
+}
+
+/// The pieces between sorted interior breakpoints.
+fn pieces_of(breakpoints: &[f64]) -> Vec<(f64, f64)> {
+    let mut ends = Vec::with_capacity(breakpoints.len() + 2);
+    ends.push(0.0);
+    ends.extend_from_slice(breakpoints);
+    ends.push(1.0);
+    ends.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Sorted breakpoints at resolution `width` ([`MIN_PIECE_WIDTH`]): each run of breakpoints
+/// with consecutive gaps below `width` becomes one, at the middle of the run; a run that
+/// starts within `width` of 0 or ends within `width` of 1 joins that end (no breakpoint).
+pub(crate) fn cluster(breakpoints: &[f64], width: f64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(breakpoints.len());
+    let mut i = 0;
+    while i < breakpoints.len() {
+        let mut j = i;
+        while j + 1 < breakpoints.len() && breakpoints[j + 1] - breakpoints[j] < width {
+            j += 1;
+        }
+        let (first, last) = (breakpoints[i], breakpoints[j]);
+        if first >= width && last <= 1.0 - width {
+            out.push(0.5 * (first + last));
+        }
+        i = j + 1;
+    }
+    out
+}
+
+impl<B, M> Call<B, M>
+where
+    B: AutodiffBackend,
+    M: LayerProbe<B> + Sync,
+    M::Inputs: Send + Sync,
+    M::Args: Sync,
+{
+    /// A forward of the inputs at `points` with a trace running: the output and the trace.
+    fn traced(&self, model: &M, points: &[At]) -> Result<(AnyTensor<B>, Trace), InfluenceError> {
+        let batch = self.path.batch();
+        let x = self.path.at(self.inputs.clone(), points);
+        let expansion = Expansion::new(batch, points.len());
+        let forward = quietly(|| {
+            let args = self.args.expand(&expansion);
+            let mut probe = Probe::capturing(self.layers.iter().cloned());
+            trace::start();
+            let output = model.forward_probed(x, &args, &mut probe);
+            let trace = trace::finish().unwrap_or_default();
+            (output, trace)
+        });
+        forward.map_err(|panic| {
+            let _ = trace::finish();
+            InfluenceError::Forward {
+                message: panic_message(panic),
+                input_shapes: self.path.shapes(),
+                arg_shapes: expansion.tensor_shapes(),
+                batch,
+            }
+        })
+    }
+
+    /// The pattern hashes of the rows `(example, α)` of `points` (each [`At::Rows`]),
+    /// `rows_per_pass` rows at most per traced forward; returns `hashes[point][example]`.
+    fn pattern_hashes(
+        &self,
+        model: &M,
+        points: &[At],
+        steps_per_pass: usize,
+        passes: &mut usize,
+    ) -> Result<Vec<Vec<u64>>, InfluenceError> {
+        let batch = self.path.batch();
+        let mut out = Vec::with_capacity(points.len());
+        for chunk in points.chunks(steps_per_pass.max(1)) {
+            let (_, trace) = self.traced(model, chunk)?;
+            *passes += 1;
+            let hashes = row_hashes::<B>(trace, chunk.len() * batch);
+            out.extend(hashes.chunks(batch).map(<[u64]>::to_vec));
+        }
+        Ok(out)
+    }
+
+    /// The exact Internal Influence of the call's layers (see the [module docs](self)):
+    /// their running sums, the checks to read and what the partition found. `rows_per_pass`
+    /// bounds the rows of every forward (`internal_batch_size`); `max_pieces` the pieces of
+    /// each example's path.
+    ///
+    /// # Errors
+    /// Those of the validation forward ([`Call::run`]);
+    /// [`InfluenceError::NotPiecewiseLinear`]; [`InfluenceError::TooManyPieces`].
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn run_exact(
+        self,
+        model: &M,
+        rows_per_pass: Option<usize>,
+        max_pieces: usize,
+    ) -> Result<(Sums<B::InnerBackend>, Deferred<B::InnerBackend>, ExactStats), InfluenceError>
+    {
+        let batch = self.path.batch();
+        let device = collect(&self.inputs)[0].flat().device();
+        let steps_per_pass = rows_per_pass.map_or(usize::MAX, |r| (r / batch).max(1));
+        let mut selector = TargetSelector::for_quantity(
+            self.quantity.clone(),
+            batch,
+            steps_per_pass.clamp(3, 1 << 20),
+        );
+        // The validation forward: the inputs at α = 0 (the call's first point) and at 1.
+        let (reference, _, _) = self.validate(model, &mut selector, &device)?;
+
+        // Two traced forwards, of batch and of 2·batch rows: which operations see values that
+        // depend on the inputs, and the patterns at both ends of every path.
+        let (_, small) = self.traced(model, &[At::Alpha(1.0)])?;
+        let (output, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)])?;
+        let mut passes = 2;
+        check_piecewise_linear(&small.ops, &large.ops)?;
+        let first = AnyTensor::from_flat(output.flat().clone().inner(), output.shape().to_vec())
+            .into_flat()
+            .slice(0..batch);
+        let guard = (
+            (first - reference.clone()).abs().max(),
+            reference.abs().max(),
+        );
+        let ends = row_hashes::<B>(large, 2 * batch);
+
+        // The partition, by batched bisection.
+        let mut open: Vec<Vec<Segment>> = Vec::with_capacity(batch);
+        let mut closed: Vec<Vec<Segment>> = vec![Vec::new(); batch];
+        for i in 0..batch {
+            let s = Segment {
+                a: 0.0,
+                b: 1.0,
+                ha: ends[i],
+                hb: ends[batch + i],
+            };
+            if s.ha == s.hb {
+                closed[i].push(s);
+                open.push(Vec::new());
+            } else {
+                open.push(vec![s]);
+            }
+        }
+        while open.iter().any(|o| !o.is_empty()) {
+            let steps = open.iter().map(Vec::len).max().unwrap_or(0);
+            let points: Vec<At> = (0..steps)
+                .map(|k| {
+                    At::Rows(
+                        open.iter()
+                            .map(|o| o.get(k).map_or(0.5, Segment::mid))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let mids = self.pattern_hashes(model, &points, steps_per_pass, &mut passes)?;
+            for (i, segments) in open.iter_mut().enumerate() {
+                let mut next = Vec::with_capacity(2 * segments.len());
+                for (k, s) in segments.iter().enumerate() {
+                    let (m, hm) = (s.mid(), mids[k][i]);
+                    for half in [
+                        Segment {
+                            a: s.a,
+                            b: m,
+                            ha: s.ha,
+                            hb: hm,
+                        },
+                        Segment {
+                            a: m,
+                            b: s.b,
+                            ha: hm,
+                            hb: s.hb,
+                        },
+                    ] {
+                        if half.ha == half.hb || half.b - half.a <= RESOLUTION {
+                            closed[i].push(half);
+                        } else {
+                            next.push(half);
+                        }
+                    }
+                }
+                // Each open segment holds a breakpoint: at least one more piece each.
+                if next.len() >= max_pieces {
+                    return Err(InfluenceError::TooManyPieces {
+                        example: i,
+                        pieces: next.len() + 1,
+                        max: max_pieces,
+                    });
+                }
+                *segments = next;
+            }
+        }
+        let pieces: Vec<Vec<(f64, f64)>> = closed
+            .into_iter()
+            .map(|c| pieces_of(&cluster(&breakpoints_of(&merge(c)), MIN_PIECE_WIDTH)))
+            .collect();
+        if let Some((example, p)) = pieces
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.len() > max_pieces)
+        {
+            return Err(InfluenceError::TooManyPieces {
+                example,
+                pieces: p.len(),
+                max: max_pieces,
+            });
+        }
+
+        // The integral: each piece's length times the gradient at its midpoint.
+        let steps = pieces.iter().map(Vec::len).max().unwrap_or(0);
+        let mut sums = Sums::new(batch, self.layers.len());
+        let starts: Vec<usize> = (0..steps).step_by(steps_per_pass.max(1)).collect();
+        for start in starts {
+            let end = start.saturating_add(steps_per_pass).min(steps);
+            let n = end - start;
+            let mut alphas = Vec::with_capacity(n);
+            let mut weights = Vec::with_capacity(n * batch);
+            for k in start..end {
+                let mut row = Vec::with_capacity(batch);
+                for p in &pieces {
+                    let (a, b) = p.get(k).copied().unwrap_or((0.5, 0.5));
+                    row.push(0.5 * (a + b));
+                    weights.push(b - a);
+                }
+                alphas.push(At::Rows(row));
+            }
+            let x = self.path.at(self.inputs.clone(), &alphas);
+            let expansion = Expansion::new(batch, n);
+            let probe = Probe::watching(self.layers.iter().cloned());
+            let pass = quietly(|| {
+                let args = self.args.expand(&expansion);
+                layer_gradients_probed(model, x, &args, probe, &mut selector, n)
+            })
+            .map_err(|panic| InfluenceError::Forward {
+                message: panic_message(panic),
+                input_shapes: self.path.shapes(),
+                arg_shapes: expansion.tensor_shapes(),
+                batch,
+            })??;
+            passes += 1;
+            let w = Tensor::<B::InnerBackend, 3>::from_data(
+                TensorData::new(weights, [n, batch, 1]),
+                &device,
+            );
+            for (l, lg) in pass.layers.into_iter().enumerate() {
+                for (k, g) in lg.gradients.into_iter().enumerate() {
+                    let shape = sums.shape_of(&g);
+                    let features = g.features();
+                    let part = (g.into_flat().reshape([n, batch, features]) * w.clone())
+                        .sum_dim(0)
+                        .reshape([batch, features]);
+                    sums.add_part(l, k, part, shape);
+                }
+            }
+        }
+        let finite = self.path.finiteness().inner();
+        let path_checks = finite.dims()[0];
+        let checks = Deferred {
+            values: Tensor::cat(vec![finite, guard.0, guard.1], 0),
+            path_checks,
+            labels: self.path.labels(),
+        };
+        let stats = ExactStats {
+            pieces: pieces.iter().map(Vec::len).collect(),
+            breakpoints: pieces.iter().map(|p| breakpoints_of(p)).collect(),
+            passes,
+        };
+        Ok((sums, checks, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MIN_PIECE_WIDTH, cluster, pieces_of};
+
+    #[test]
+    fn close_breakpoints_merge_and_those_at_the_ends_go() {
+        let w = MIN_PIECE_WIDTH;
+        let b = [
+            0.1 * w,
+            0.9 * w,
+            0.25,
+            0.25 + 0.5 * w,
+            0.25 + w,
+            0.5,
+            1.0 - 0.5 * w,
+        ];
+        assert_eq!(cluster(&b, w), vec![0.25 + 0.5 * w, 0.5]);
+        assert_eq!(cluster(&[], w), Vec::<f64>::new());
+        assert_eq!(
+            pieces_of(&[0.25, 0.5]),
+            vec![(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]
+        );
+    }
+}
