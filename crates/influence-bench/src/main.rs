@@ -64,6 +64,16 @@ struct Args {
     /// time and error of `run_to_tolerance` at 1e-3 and 1e-4, all against 2,000 points.
     #[arg(long)]
     quadrature_study: bool,
+    /// Instead of timing: the exact study of `docs/quadrature.md` on the first backend. Per
+    /// workload, `run_exact` (pieces per example, passes, time), then the error against it
+    /// and the time of Captum's default (50 Gauss-Legendre points) and of `run_to_tolerance`
+    /// at 1e-3 and 1e-4. Every run chunked at 50 × batch rows.
+    #[arg(long)]
+    exact: bool,
+    /// With `--exact`: the cap on pieces per example (`run_exact_with`); default the
+    /// library's `MAX_EXACT_PIECES`.
+    #[arg(long)]
+    max_pieces: Option<usize>,
     /// Instead of timing: the ResNet-18 precision study's Rust side. Writes the activations of
     /// the seeded ResNet-18 (`influence_resnet::fixture`) at a few layers, for the seeded
     /// batch of 2 images of `--size` pixels scaled by α ∈ {1, 0.5, 0.05} (points of the path
@@ -326,6 +336,111 @@ fn study<B: AutodiffBackend, M: Explainable<B>>(
     }
 }
 
+/// One workload's rows of the exact study (`--exact`): `make` starts the workload's call.
+fn exact_study<B: AutodiffBackend, M: Explainable<B>>(
+    name: &str,
+    batch: usize,
+    max_pieces: usize,
+    make: impl Fn() -> AttributeCall<B, M>,
+) {
+    let rows = 50 * batch;
+    let read = |a: burn_influence::Attribution<B::InnerBackend>| a.to_vec().expect("read back");
+    let t = Instant::now();
+    let exact = match make().internal_batch_size(rows).run_exact_with(max_pieces) {
+        Ok(exact) => exact,
+        Err(e) => {
+            println!(
+                "{name:<13} exact: {e} (after {:.1} s)",
+                t.elapsed().as_secs_f64()
+            );
+            return;
+        }
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let mut pieces = exact.pieces.clone();
+    pieces.sort_unstable();
+    println!(
+        "{name:<13} {:<12} {:>7} {:>9.3} {:>11} pieces per example {} – {} – {}, {} passes",
+        "exact",
+        "-",
+        secs,
+        "0",
+        pieces[0],
+        pieces[pieces.len() / 2],
+        pieces[pieces.len() - 1],
+        exact.passes
+    );
+    let reference = read(exact.attribution);
+    let t = Instant::now();
+    let default = read(
+        make()
+            .n_steps(50)
+            .method(Method::GaussLegendre)
+            .internal_batch_size(rows)
+            .run()
+            .expect("runs"),
+    );
+    println!(
+        "{name:<13} {:<12} {:>7} {:>9.3} {:>11.2e}",
+        "n_steps=50",
+        50,
+        t.elapsed().as_secs_f64(),
+        relative_error(&default, &reference, batch)
+    );
+    for rtol in [1e-3, 1e-4] {
+        let t = Instant::now();
+        match make().internal_batch_size(rows).run_to_tolerance(rtol) {
+            Ok(c) => println!(
+                "{name:<13} {:<12} {:>7} {:>9.3} {:>11.2e}",
+                format!("rtol={rtol:e}"),
+                c.n_steps,
+                t.elapsed().as_secs_f64(),
+                relative_error(&read(c.attribution), &reference, batch)
+            ),
+            Err(e) => println!(
+                "{name:<13} rtol={rtol:e}: {e} ({:.1} s)",
+                t.elapsed().as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// `--exact` on one workload.
+fn exact_one<B: AutodiffBackend>(w: &Workload, device: &B::Device, max_pieces: usize) {
+    match &w.kind {
+        Kind::Sequential(net) => {
+            let model =
+                influence_testkit::sequential::Sequential::<B>::from_specs(&net.layers, device);
+            let input = net.input::<B>(device);
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            let targets = Target::PerExample(net.targets());
+            exact_study(w.name, net.batch(), max_pieces, || {
+                ii.attribute(input.clone()).target(targets.clone())
+            });
+        }
+        Kind::ResNet18 { batch, size } => {
+            let bytes = influence_resnet::fixture::seeded_safetensors(1000, 0).expect("weights");
+            let model: influence_resnet::ResNet18<B> =
+                influence_resnet::load_torchvision_bytes(bytes, device).expect("loads");
+            let x = burn::tensor::Tensor::<B, 4>::from_data(
+                burn::tensor::TensorData::new(
+                    influence_resnet::fixture::seeded_images(*batch, *size, 0),
+                    [*batch, 3, *size, *size],
+                ),
+                device,
+            );
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            exact_study(w.name, *batch, max_pieces, || {
+                ii.attribute(x.clone()).target(Target::Predicted)
+            });
+        }
+        Kind::MiniLm(_) => println!(
+            "{:<13} exact: not offered (GELU, softmax and layer norm are not piecewise linear: run_exact refuses it)",
+            w.name
+        ),
+    }
+}
+
 fn study_one<B: AutodiffBackend>(w: &Workload, device: &B::Device) {
     match &w.kind {
         Kind::Sequential(net) => {
@@ -536,6 +651,35 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if args.exact {
+        let max_pieces = args.max_pieces.unwrap_or(burn_influence::MAX_EXACT_PIECES);
+        println!(
+            "# exact study on {}: error = largest per-example relative L2 error against run_exact; at most {max_pieces} pieces per example",
+            backends[0]
+        );
+        println!(
+            "{:<13} {:<12} {:>7} {:>9} {:>11}",
+            "workload", "setting", "n_steps", "seconds", "error"
+        );
+        for w in &workloads {
+            match backends[0].as_str() {
+                #[cfg(feature = "flex")]
+                "flex" => exact_one::<burn_influence::flex::Backend>(
+                    w,
+                    &burn_influence::flex::device(),
+                    max_pieces,
+                ),
+                #[cfg(feature = "ndarray")]
+                "ndarray" => exact_one::<burn_influence::ndarray::Backend>(
+                    w,
+                    &burn_influence::ndarray::device(),
+                    max_pieces,
+                ),
+                other => println!("# exact study: backend {other} not offered here"),
+            }
+        }
+        return ExitCode::SUCCESS;
     }
     if args.quadrature_study {
         println!(
