@@ -12,9 +12,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use influence_core::InfluenceError;
-use influence_testkit::golden::{Case, compare_expected, load_dir, load_file, run_exact};
+use influence_core::{Eval, Quantity};
+use influence_testkit::golden::{
+    Case, compare_expected, load_dir, load_file, run_exact, run_exact_explaining,
+};
 
 fn dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exact")
@@ -29,7 +33,7 @@ struct Exact {
 }
 
 /// How far a breakpoint may sit from the reference's: the bisection locates it to within
-/// 2⁻³⁰ of α, but float32 rounding of the pre-activations moves a zero crossing by their
+/// 2⁻²⁴ of α, but float32 rounding of the pre-activations moves a zero crossing by their
 /// rounding error over their slope along the path (largest seen on these cases: 1.1e-5, a
 /// shallow crossing of t002).
 const BREAKPOINT_TOLERANCE: f64 = 3e-5;
@@ -43,14 +47,15 @@ const BREAKPOINT_TOLERANCE: f64 = 3e-5;
 const TIE_ZONE: f64 = 1.0 / 8192.0;
 
 /// The reference's float64 breakpoints at the library's documented resolution
-/// (`MIN_PIECE_WIDTH`), written out here rather than calling the library: a run with gaps
-/// below `width` is one breakpoint at its middle; a run within `width` of an end is none.
+/// (`MIN_PIECE_WIDTH`), written out here rather than calling the library: a run within
+/// `width` of its first breakpoint is one breakpoint at its middle; a run within `width` of
+/// an end is none.
 fn at_resolution(breakpoints: &[f64], width: f64) -> Vec<f64> {
     let mut out = Vec::new();
     let mut run: Vec<f64> = Vec::new();
     for &b in breakpoints.iter().chain(std::iter::once(&f64::INFINITY)) {
         if let Some(&last) = run.last()
-            && b - last >= width
+            && b - run[0] >= width
         {
             let (first, last) = (run[0], last);
             if first >= width && last <= 1.0 - width {
@@ -228,6 +233,27 @@ fn run<B: AutodiffBackend>(
                 }
             };
             println!("exact: {line} ({backend})");
+        }
+    }
+    // Quantities applied outside the traced forward: their own kinks would go unseen.
+    for (quantity, name) in [
+        (Quantity::TopClass, "Quantity::TopClass"),
+        (
+            Quantity::function(|z: Tensor<Eval<B>, 2>| z.sum_dim(1).squeeze_dim(1)),
+            "Quantity::Function",
+        ),
+    ] {
+        match run_exact_explaining::<B>(&cases[0].case, device, None, Some(quantity)) {
+            Err(InfluenceError::NotForMethod { method, .. }) if method == name => {
+                println!("exact: ok   {name:<48} refused: NotForMethod");
+            }
+            other => {
+                failed += 1;
+                println!(
+                    "exact: FAIL {name:<48} {:?}",
+                    other.map(|e| e.pieces).map_err(|e| e.to_string())
+                );
+            }
         }
     }
     let refused = refused();

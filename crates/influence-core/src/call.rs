@@ -464,6 +464,13 @@ where
             if self.multiply_by_activation {
                 return refuse("multiply_by_activation", "run_exact");
             }
+            // Applied to the output outside the traced forward: a kink of the quantity itself
+            // (the top class switching, a softmax) would not be seen.
+            match &self.quantity {
+                Ok(Quantity::TopClass) => return refuse("run_exact", "Quantity::TopClass"),
+                Ok(Quantity::Function(_)) => return refuse("run_exact", "Quantity::Function"),
+                _ => {}
+            }
         }
         if delta && self.kind == PathKind::InternalInfluence {
             return Err(InfluenceError::NoConvergenceDelta {

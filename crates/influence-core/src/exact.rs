@@ -26,10 +26,12 @@ where
     /// The pieces are found by batched bisection on the activation patterns (every
     /// comparison, ReLU side and max-pool winner of the forward, recorded by the backend
     /// decorator): a segment whose ends share one pattern is affine throughout, because the
-    /// inputs sharing a pattern form a convex set. Breakpoints are located to within 2⁻³⁰ of
+    /// inputs sharing a pattern form a convex set. Breakpoints are located to within 2⁻²⁴ of
     /// α. Each round of bisection is one forward (untracked) of every open segment's
     /// midpoint; the integral is one forward/backward pass per chunk of pieces. The call's
-    /// `internal_batch_size` bounds every pass's rows; `n_steps` and `method` are not used.
+    /// `internal_batch_size` bounds every pass's rows (without it, 100 points of each
+    /// example's path per pass); `n_steps`, `method`, `threads` and `progress` are not used
+    /// (one thread; no progress calls).
     ///
     /// The result is exact up to float32 rounding: each piece's gradient is evaluated in
     /// float32 like any quadrature point.
@@ -45,7 +47,11 @@ where
     /// [`InfluenceError::TooManyPieces`] when an example's path has more than
     /// [`MAX_EXACT_PIECES`] pieces; [`InfluenceError::NotForMethod`] for a call that is not a
     /// path integral of Internal Influence (a `Distribution` other than the path, a noise
-    /// tunnel, `multiply_by_activation`, Layer Conductance or Layer Integrated Gradients).
+    /// tunnel, `multiply_by_activation`, `Quantity::TopClass` or `Quantity::Function`, whose
+    /// kinks the method cannot see, Layer Conductance or Layer Integrated Gradients);
+    /// [`InfluenceError::NotInferenceFunction`] when an example's output depends on the other
+    /// rows of its forward; [`InfluenceError::Read`] when a recorded pattern cannot be read
+    /// back.
     pub fn run_exact(self) -> Result<ExactAttribution<B::InnerBackend>, InfluenceError> {
         self.run_exact_with(MAX_EXACT_PIECES)
     }
@@ -82,7 +88,7 @@ pub struct ExactAttribution<B: Backend> {
     /// rounding).
     pub pieces: Vec<usize>,
     /// Each example's breakpoints: the α in `(0, 1)` where one piece ends and the next
-    /// begins, sorted, `pieces[i] − 1` of them: each within 2⁻³⁰ of where float32 puts
+    /// begins, sorted, `pieces[i] − 1` of them: each within 2⁻²⁴ of where float32 puts
     /// it (float32 rounding moves a shallow zero crossing by up to about 1e-5).
     pub breakpoints: Vec<Vec<f64>>,
     /// The passes the call ran: traced forwards (for the partition) and forward/backward

@@ -538,6 +538,19 @@ pub fn run_exact<B: AutodiffBackend>(
     device: &B::Device,
     internal_batch_size: Option<usize>,
 ) -> Result<influence_core::ExactAttribution<B::InnerBackend>, InfluenceError> {
+    run_exact_explaining::<B>(case, device, internal_batch_size, None)
+}
+
+/// [`run_exact`] explaining `quantity` instead of the case's target.
+///
+/// # Errors
+/// As [`run_exact`].
+pub fn run_exact_explaining<B: AutodiffBackend>(
+    case: &Case,
+    device: &B::Device,
+    internal_batch_size: Option<usize>,
+    quantity: Option<influence_core::Quantity<influence_core::Eval<B>>>,
+) -> Result<influence_core::ExactAttribution<B::InnerBackend>, InfluenceError> {
     let Case::Sequential(c) = case else {
         return Err(InfluenceError::NoInputs);
     };
@@ -555,6 +568,9 @@ pub fn run_exact<B: AutodiffBackend>(
         .attribute_to_layer_input(c.attribute_to_layer_input);
     if let Some(m) = internal_batch_size {
         call = call.internal_batch_size(m);
+    }
+    if let Some(q) = quantity {
+        call = call.quantity(q);
     }
     call.run_exact()
 }

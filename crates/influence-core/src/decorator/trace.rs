@@ -50,6 +50,9 @@ pub(crate) struct Trace {
     pub ops: Vec<Op>,
     /// The outcomes, in order, each a boxed [`PatternOf<B>`].
     pub patterns: Vec<Box<dyn Any>>,
+    /// Each outcome's shape and the index in [`ops`](Self::ops) of the operation that made
+    /// it.
+    pub made_by: Vec<(Vec<usize>, usize)>,
 }
 
 std::thread_local! {
@@ -105,8 +108,15 @@ pub fn operands<B: Backend>(name: &'static str, xs: &[&FloatTensor<B>]) -> Optio
 }
 
 fn push<B: Backend>(pattern: PatternOf<B>) {
+    let shape = match &pattern {
+        Pattern::Sign(f) => f.shape(),
+        Pattern::Bool(b) => b.shape(),
+        Pattern::Int(i) => i.shape(),
+    };
     TRACE.with(|t| {
         if let Some(t) = t.borrow_mut().as_mut() {
+            let op = t.ops.len().saturating_sub(1);
+            t.made_by.push((shape.to_vec(), op));
             t.patterns.push(Box::new(pattern));
         }
     });

@@ -21,14 +21,20 @@
 //! **Partition.** Batched bisection: every round evaluates the midpoints of all open segments
 //! of all examples in one traced forward (chunked by `internal_batch_size`), and closes each
 //! half whose ends have equal patterns. A segment shorter than [`RESOLUTION`] whose ends still
-//! differ holds a breakpoint within `2⁻³⁰` of α (a *cell*); it joins the piece before it, so
+//! differ holds a breakpoint within `2⁻²⁴` of α (a *cell*); it joins the piece before it, so
 //! breakpoints closer than that count as one, and a pattern that holds at a single point
 //! (every pre-activation exactly zero at a zero baseline) makes no piece of its own (the
 //! error is below the cell's width times the gradient's jump). Adjacent closed segments with
-//! one pattern merge into one piece. Last, breakpoints closer than [`MIN_PIECE_WIDTH`]
-//! (2⁻¹⁸) to each other merge into one, and those that close to an end of the path are
+//! one pattern merge into one piece. Last, breakpoints within [`MIN_PIECE_WIDTH`] (2⁻¹⁸) of
+//! the first of a run merge into one, and those that close to an end of the path are
 //! dropped: float32 rounding makes values that tie at a point (every max-pool window at a
 //! zero baseline) flicker over a few 1e-6 of α, where exact arithmetic has one breakpoint.
+//!
+//! **Which patterns.** Two traced forwards, of `batch` rows at α = 0 and of `2·batch` rows
+//! at α = 0 and 1, classify every recorded outcome: one made from parameters alone (its
+//! operands have the same size in both) is skipped; one whose first dimension doubles is cut
+//! into rows; any other is refused. The first forward's output, against the validation
+//! forward's rows at α = 0, is the guard of [`InfluenceError::NotInferenceFunction`].
 //!
 //! **Integral.** One gradient pass per chunk of pieces, each row at its piece's midpoint,
 //! weighted by the piece's length.
@@ -49,10 +55,20 @@ use crate::{
 use burn::tensor::backend::AutodiffBackend;
 
 /// The shortest segment the bisection splits (in α): a breakpoint is located to within it.
-pub(crate) const RESOLUTION: f64 = 1.0 / (1u64 << 30) as f64;
+/// float32's spacing near α = 1 (the interpolation runs in the model's float32): a finer
+/// split would evaluate the same points again.
+pub(crate) const RESOLUTION: f64 = 1.0 / (1u64 << 24) as f64;
 
-/// The resolution of the partition in α: breakpoints closer than this to each other count as
-/// one (at their middle), and breakpoints closer than this to an end of the path belong to
+/// Steps (points of each example's path) per forward when the call sets no
+/// `internal_batch_size`: every bisection round and the integral are chunked by it, so a
+/// path of many pieces does not make one forward of unbounded rows.
+pub(crate) const DEFAULT_STEPS_PER_PASS: usize = 100;
+
+/// The most steps per forward: bounds the target selector's columns.
+const MAX_STEPS_PER_PASS: usize = 1 << 16;
+
+/// The resolution of the partition in α: breakpoints within this of the first of a run count
+/// as one (at the run's middle), and breakpoints closer than this to an end of the path belong to
 /// it. float32 cannot tell the order of values that tie at a point of the path until they
 /// differ by more than their rounding: at a zero baseline, every max-pool window of a
 /// bias-free convolution ties at α = 0, and float32 sees its winner flicker for α up to a few
@@ -94,7 +110,6 @@ enum Class {
 
 fn class(name: &str) -> Class {
     const LINEAR: &[&str] = &[
-        "float_into_data",
         "float_to_device",
         "float_repeat_dim",
         "float_add",
@@ -187,7 +202,63 @@ fn class(name: &str) -> Class {
 /// # Errors
 /// [`InfluenceError::NotPiecewiseLinear`] naming it; also when the two forwards ran different
 /// operations (the operations then depend on the row count, which the method cannot follow).
-pub(crate) fn check_piecewise_linear(small: &[Op], large: &[Op]) -> Result<(), InfluenceError> {
+pub(crate) fn check_piecewise_linear(
+    small: &Trace,
+    large: &Trace,
+    batch: usize,
+) -> Result<Vec<Kind>, InfluenceError> {
+    check_ops(&small.ops, &large.ops)?;
+    let dependent = |op: usize| {
+        let (a, b) = (&small.ops[op], &large.ops[op]);
+        a.numels != b.numels
+    };
+    if small.made_by.len() != large.made_by.len() {
+        return Err(InfluenceError::NotPiecewiseLinear {
+            op: "a comparison".to_string(),
+            why: "records another number of outcomes in a forward of another number of rows"
+                .to_string(),
+        });
+    }
+    small
+        .made_by
+        .iter()
+        .zip(&large.made_by)
+        .map(|((s, op), (l, _))| {
+            if !dependent(*op) {
+                return Ok(Kind::Parameter);
+            }
+            let per_row = !s.is_empty()
+                && s.len() == l.len()
+                && s[0] > 0
+                && s[0].is_multiple_of(batch)
+                && l[0] == 2 * s[0]
+                && s[1..] == l[1..];
+            if per_row {
+                Ok(Kind::PerRow)
+            } else {
+                Err(InfluenceError::NotPiecewiseLinear {
+                    op: small.ops[*op].name.to_string(),
+                    why: format!(
+                        "records an outcome of shape {s:?} for {batch} rows and {l:?} for {} rows: its first dimension is not the rows (a transposed layout or a reduction across examples), which the method cannot follow",
+                        2 * batch
+                    ),
+                })
+            }
+        })
+        .collect()
+}
+
+/// How a recorded outcome relates to the rows of its forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Of values that do not depend on the inputs: the same for every row, not hashed.
+    Parameter,
+    /// Dimension 0 holds the rows (a multiple of them, row-major): cut into one part each.
+    PerRow,
+}
+
+/// The operations of the two traces: see [`check_piecewise_linear`].
+fn check_ops(small: &[Op], large: &[Op]) -> Result<(), InfluenceError> {
     for (i, a) in small.iter().enumerate() {
         let Some(b) = large.get(i).filter(|b| b.name == a.name) else {
             return Err(InfluenceError::NotPiecewiseLinear {
@@ -237,75 +308,95 @@ fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31)
 }
 
-/// A 64-bit hash of each row's whole pattern, for a traced forward of `rows` rows. A
-/// recorded tensor whose first dimension is a multiple of `rows` is cut into `rows`
-/// contiguous parts, one per row; any other (a pattern that mixes rows) counts for every
-/// row.
-fn row_hashes<B: AutodiffBackend>(trace: Trace, rows: usize) -> Vec<u64> {
+/// A 64-bit hash of each row's whole pattern, for a traced forward of `rows` rows: each
+/// recorded outcome of [`Kind::PerRow`] is cut into `rows` contiguous parts, one per row;
+/// those of [`Kind::Parameter`] are skipped.
+///
+/// # Errors
+/// [`InfluenceError::Read`] when an outcome cannot be read back;
+/// [`InfluenceError::NotPiecewiseLinear`] when the forward recorded other outcomes than the
+/// checked ones (its operations depend on the values).
+fn row_hashes<B: AutodiffBackend>(
+    trace: Trace,
+    rows: usize,
+    kinds: &[Kind],
+) -> Result<Vec<u64>, InfluenceError> {
+    let read_err = |e: burn::tensor::DataError| InfluenceError::Read(format!("{e:?}"));
     let mut hashes = vec![0u64; rows];
-    for (index, pattern) in trace.patterns.into_iter().enumerate() {
+    if trace.patterns.len() != kinds.len() {
+        return Err(InfluenceError::NotPiecewiseLinear {
+            op: "a comparison".to_string(),
+            why: format!(
+                "the forward records {} outcomes at one point of the path and {} at another (its operations depend on the values)",
+                kinds.len(),
+                trace.patterns.len()
+            ),
+        });
+    }
+    for (index, (pattern, kind)) in trace.patterns.into_iter().zip(kinds).enumerate() {
+        if *kind == Kind::Parameter {
+            continue;
+        }
         let Ok(pattern) = pattern.downcast::<PatternOf<B>>() else {
             // Another backend's trace (a nested call on another backend): not this model's.
             continue;
         };
-        let (shape, values): (Shape, Vec<u64>) = match *pattern {
+        let values: Vec<u64> = match *pattern {
             Pattern::Sign(f) => {
-                let shape = f.shape();
-                let n = shape.num_elements();
+                let n = f.shape().num_elements();
                 let t = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(B::float_reshape(
                     f,
                     Shape::new([n]),
                 )));
-                let v = t
-                    .into_data()
+                t.into_data()
                     .convert::<f32>()
                     .to_vec::<f32>()
-                    .unwrap_or_default();
-                let signs = v
+                    .map_err(read_err)?
                     .into_iter()
                     .map(|d| u64::from(d > 0.0) | (u64::from(d < 0.0) << 1))
-                    .collect();
-                (shape, signs)
+                    .collect()
             }
             Pattern::Bool(b) => {
-                let shape = b.shape();
-                let n = shape.num_elements();
-                let t = Tensor::<B, 1, Bool>::from_primitive(B::bool_reshape(b, Shape::new([n])));
-                let v = t.into_data().to_vec::<bool>().unwrap_or_default();
-                (shape, v.into_iter().map(u64::from).collect())
-            }
-            Pattern::Int(i) => {
-                let shape = i.shape();
-                let n = shape.num_elements();
-                let t = Tensor::<B, 1, Int>::from_primitive(B::int_reshape(i, Shape::new([n])));
-                let v = t
+                // As integers: some backends store booleans as bytes or words.
+                let n = b.shape().num_elements();
+                Tensor::<B, 1, Bool>::from_primitive(B::bool_reshape(b, Shape::new([n])))
+                    .int()
                     .into_data()
                     .convert::<i64>()
                     .to_vec::<i64>()
-                    .unwrap_or_default();
-                (shape, v.into_iter().map(|x| x as u64).collect())
+                    .map_err(read_err)?
+                    .into_iter()
+                    .map(|x| u64::from(x != 0))
+                    .collect()
+            }
+            Pattern::Int(i) => {
+                let n = i.shape().num_elements();
+                let t = Tensor::<B, 1, Int>::from_primitive(B::int_reshape(i, Shape::new([n])));
+                t.into_data()
+                    .convert::<i64>()
+                    .to_vec::<i64>()
+                    .map_err(read_err)?
+                    .into_iter()
+                    .map(|x| x as u64)
+                    .collect()
             }
         };
-        let per_row = (shape.num_dims() > 0 && shape[0] > 0 && shape[0] % rows == 0)
-            && values.len() % rows == 0;
-        if per_row {
-            // Seeded with the row's own size, not the forward's: a row's hash does not
-            // depend on how many rows its forward had.
-            let width = values.len() / rows;
-            let seed = mix(index as u64 + 1, width as u64);
-            for (row, h) in hashes.iter_mut().enumerate() {
-                let part = &values[row * width..(row + 1) * width];
-                *h = mix(*h, part.iter().fold(seed, |acc, &v| mix(acc, v)));
-            }
-        } else {
-            let seed = mix(index as u64 + 1, values.len() as u64);
-            let whole = values.iter().fold(seed, |acc, &v| mix(acc, v));
-            for h in &mut hashes {
-                *h = mix(*h, whole);
-            }
+        if !values.len().is_multiple_of(rows) {
+            return Err(InfluenceError::Read(format!(
+                "a recorded outcome of {} values for {rows} rows",
+                values.len()
+            )));
+        }
+        // Seeded with the row's own size, not the forward's: a row's hash does not depend on
+        // how many rows its forward had.
+        let width = values.len() / rows;
+        let seed = mix(index as u64 + 1, width as u64);
+        for (row, h) in hashes.iter_mut().enumerate() {
+            let part = &values[row * width..(row + 1) * width];
+            *h = mix(*h, part.iter().fold(seed, |acc, &v| mix(acc, v)));
         }
     }
-    hashes
+    Ok(hashes)
 }
 
 /// A segment `[a, b]` of one example's path with its ends' pattern hashes.
@@ -325,7 +416,7 @@ impl Segment {
 
 /// Closed segments, sorted, merged into pieces. A segment whose ends have one pattern has it
 /// throughout (convexity); neighbours with one pattern join. A *cell* (a segment narrower
-/// than [`RESOLUTION`] whose ends differ: a breakpoint, or several within `2⁻³⁰` of each
+/// than [`RESOLUTION`] whose ends differ: a breakpoint, or several within `2⁻²⁴` of each
 /// other, or a pattern that holds only at one point, such as every pre-activation exactly zero
 /// at a zero baseline) joins the piece before it (the first piece when it starts the path),
 /// so the pieces are the runs of one pattern; the integral's error from a cell is below its
@@ -363,14 +454,15 @@ fn pieces_of(breakpoints: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// Sorted breakpoints at resolution `width` ([`MIN_PIECE_WIDTH`]): each run of breakpoints
-/// with consecutive gaps below `width` becomes one, at the middle of the run; a run that
-/// starts within `width` of 0 or ends within `width` of 1 joins that end (no breakpoint).
+/// within `width` of its first becomes one, at the middle of the run (so a merge moves a
+/// breakpoint by less than `width`); a run that starts within `width` of 0 or ends within
+/// `width` of 1 joins that end (no breakpoint).
 pub(crate) fn cluster(breakpoints: &[f64], width: f64) -> Vec<f64> {
     let mut out = Vec::with_capacity(breakpoints.len());
     let mut i = 0;
     while i < breakpoints.len() {
         let mut j = i;
-        while j + 1 < breakpoints.len() && breakpoints[j + 1] - breakpoints[j] < width {
+        while j + 1 < breakpoints.len() && breakpoints[j + 1] - breakpoints[i] < width {
             j += 1;
         }
         let (first, last) = (breakpoints[i], breakpoints[j]);
@@ -420,6 +512,7 @@ where
         model: &M,
         points: &[At],
         steps_per_pass: usize,
+        kinds: &[Kind],
         passes: &mut usize,
     ) -> Result<Vec<Vec<u64>>, InfluenceError> {
         let batch = self.path.batch();
@@ -427,7 +520,7 @@ where
         for chunk in points.chunks(steps_per_pass.max(1)) {
             let (_, trace) = self.traced(model, chunk)?;
             *passes += 1;
-            let hashes = row_hashes::<B>(trace, chunk.len() * batch);
+            let hashes = row_hashes::<B>(trace, chunk.len() * batch, kinds)?;
             out.extend(hashes.chunks(batch).map(<[u64]>::to_vec));
         }
         Ok(out)
@@ -451,21 +544,23 @@ where
     {
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
-        let steps_per_pass = rows_per_pass.map_or(usize::MAX, |r| (r / batch).max(1));
-        let mut selector = TargetSelector::for_quantity(
-            self.quantity.clone(),
-            batch,
-            steps_per_pass.clamp(3, 1 << 20),
-        );
+        let steps_per_pass = rows_per_pass
+            .map_or(DEFAULT_STEPS_PER_PASS, |r| (r / batch).max(1))
+            .min(MAX_STEPS_PER_PASS);
+        let mut selector =
+            TargetSelector::for_quantity(self.quantity.clone(), batch, steps_per_pass.max(3));
         // The validation forward: the inputs at α = 0 (the call's first point) and at 1.
         let (reference, _, _) = self.validate(model, &mut selector, &device)?;
 
         // Two traced forwards, of batch and of 2·batch rows: which operations see values that
-        // depend on the inputs, and the patterns at both ends of every path.
-        let (_, small) = self.traced(model, &[At::Alpha(1.0)])?;
-        let (output, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)])?;
+        // depend on the inputs, and the patterns at both ends of every path. The first, at
+        // α = 0 alone, is also the guard: its output must equal the validation forward's
+        // rows at α = 0, which ran beside other rows (an output that depends on the other
+        // examples of its forward is `NotInferenceFunction`).
+        let (output, small) = self.traced(model, &[At::Alpha(0.0)])?;
+        let (_, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)])?;
         let mut passes = 2;
-        check_piecewise_linear(&small.ops, &large.ops)?;
+        let kinds = check_piecewise_linear(&small, &large, batch)?;
         let first = AnyTensor::from_flat(output.flat().clone().inner(), output.shape().to_vec())
             .into_flat()
             .slice(0..batch);
@@ -473,7 +568,7 @@ where
             (first - reference.clone()).abs().max(),
             reference.abs().max(),
         );
-        let ends = row_hashes::<B>(large, 2 * batch);
+        let ends = row_hashes::<B>(large, 2 * batch, &kinds)?;
 
         // The partition, by batched bisection.
         let mut open: Vec<Vec<Segment>> = Vec::with_capacity(batch);
@@ -503,7 +598,7 @@ where
                     )
                 })
                 .collect();
-            let mids = self.pattern_hashes(model, &points, steps_per_pass, &mut passes)?;
+            let mids = self.pattern_hashes(model, &points, steps_per_pass, &kinds, &mut passes)?;
             for (i, segments) in open.iter_mut().enumerate() {
                 let mut next = Vec::with_capacity(2 * segments.len());
                 for (k, s) in segments.iter().enumerate() {
