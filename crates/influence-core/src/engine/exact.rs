@@ -726,11 +726,19 @@ mod tests {
             0.9 * w,
             0.25,
             0.25 + 0.5 * w,
-            0.25 + w,
+            0.25 + 0.75 * w,
             0.5,
+            0.75,
+            0.75 + 0.75 * w,
+            0.75 + 1.5 * w,
             1.0 - 0.5 * w,
         ];
-        assert_eq!(cluster(&b, w), vec![0.25 + 0.5 * w, 0.5]);
+        // A run is anchored at its first breakpoint: a chain of gaps below `w` that spans
+        // more than `w` is more than one breakpoint.
+        assert_eq!(
+            cluster(&b, w),
+            vec![0.25 + 0.375 * w, 0.5, 0.75 + 0.375 * w, 0.75 + 1.5 * w]
+        );
         assert_eq!(cluster(&[], w), Vec::<f64>::new());
         assert_eq!(
             pieces_of(&[0.25, 0.5]),
