@@ -164,6 +164,25 @@ fn run_call<B: AutodiffBackend, M: Explainable<B>>(
     }
 }
 
+/// The seeded ResNet-18 of the `resnet18_224` workload (`influence_resnet::fixture`) and its
+/// seeded images, `[batch, 3, size, size]`.
+fn seeded_resnet18<B: AutodiffBackend>(
+    batch: usize,
+    size: usize,
+    device: &B::Device,
+) -> (influence_resnet::ResNet18<B>, burn::tensor::Tensor<B, 4>) {
+    let bytes = influence_resnet::fixture::seeded_safetensors(1000, 0).expect("weights");
+    let model = influence_resnet::load_torchvision_bytes(bytes, device).expect("loads");
+    let x = burn::tensor::Tensor::<B, 4>::from_data(
+        burn::tensor::TensorData::new(
+            influence_resnet::fixture::seeded_images(batch, size, 0),
+            [batch, 3, size, size],
+        ),
+        device,
+    );
+    (model, x)
+}
+
 fn time_one<B: AutodiffBackend>(
     w: &Workload,
     backend: &'static str,
@@ -224,16 +243,7 @@ fn time_one<B: AutodiffBackend>(
             (times, peak, workloads::minilm_flops(seq, args.n_steps))
         }
         Kind::ResNet18 { batch, size } => {
-            let bytes = influence_resnet::fixture::seeded_safetensors(1000, 0).expect("weights");
-            let model: influence_resnet::ResNet18<B> =
-                influence_resnet::load_torchvision_bytes(bytes, device).expect("loads");
-            let x = burn::tensor::Tensor::<B, 4>::from_data(
-                burn::tensor::TensorData::new(
-                    influence_resnet::fixture::seeded_images(*batch, *size, 0),
-                    [*batch, 3, *size, *size],
-                ),
-                device,
-            );
+            let (model, x) = seeded_resnet18::<B>(*batch, *size, device);
             let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
             let (times, peak) = time_calls(args.repeats, || {
                 let call = ii.attribute(x.clone()).target(Target::Predicted);
@@ -419,16 +429,7 @@ fn exact_one<B: AutodiffBackend>(w: &Workload, device: &B::Device, max_pieces: u
             });
         }
         Kind::ResNet18 { batch, size } => {
-            let bytes = influence_resnet::fixture::seeded_safetensors(1000, 0).expect("weights");
-            let model: influence_resnet::ResNet18<B> =
-                influence_resnet::load_torchvision_bytes(bytes, device).expect("loads");
-            let x = burn::tensor::Tensor::<B, 4>::from_data(
-                burn::tensor::TensorData::new(
-                    influence_resnet::fixture::seeded_images(*batch, *size, 0),
-                    [*batch, 3, *size, *size],
-                ),
-                device,
-            );
+            let (model, x) = seeded_resnet18::<B>(*batch, *size, device);
             let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
             exact_study(w.name, *batch, max_pieces, || {
                 ii.attribute(x.clone()).target(Target::Predicted)

@@ -335,6 +335,15 @@ fn method(name: &str) -> Result<Method, String> {
     name.parse().map_err(|e: InfluenceError| e.to_string())
 }
 
+/// A one-case file's `baselines`, as the call takes them (zeros when absent).
+fn baselines_of<B: AutodiffBackend>(c: &SequentialCase, device: &B::Device) -> Baselines<B> {
+    match &c.baselines {
+        None => Baselines::zeros(),
+        Some(BaselineSpec::Scalar(v)) => Baseline::Scalar(*v).into(),
+        Some(BaselineSpec::Tensor(t)) => Baseline::Tensor(t.act::<B>(device).into()).into(),
+    }
+}
+
 /// The attribution of a one-case file, then the convergence delta when the case has one
 /// (as a `[batch]` tensor).
 fn run_sequential<B: AutodiffBackend>(
@@ -342,11 +351,7 @@ fn run_sequential<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Vec<influence_core::AnyTensor<B::InnerBackend>>, String> {
     let model = Sequential::<B>::from_specs(&c.model.layers, device);
-    let baselines = match &c.baselines {
-        None => Baselines::zeros(),
-        Some(BaselineSpec::Scalar(v)) => Baseline::Scalar(*v).into(),
-        Some(BaselineSpec::Tensor(t)) => Baseline::Tensor(t.act::<B>(device).into()).into(),
-    };
+    let baselines = baselines_of::<B>(c, device);
     let target = c.target.as_ref().map(Target::from).unwrap_or_default();
     let layer = c.layer.as_str();
     let err = |e: InfluenceError| e.to_string();
@@ -555,11 +560,7 @@ pub fn run_exact_explaining<B: AutodiffBackend>(
         return Err(InfluenceError::NoInputs);
     };
     let model = Sequential::<B>::from_specs(&c.model.layers, device);
-    let baselines = match &c.baselines {
-        None => Baselines::zeros(),
-        Some(BaselineSpec::Scalar(v)) => Baseline::Scalar(*v).into(),
-        Some(BaselineSpec::Tensor(t)) => Baseline::Tensor(t.act::<B>(device).into()).into(),
-    };
+    let baselines = baselines_of::<B>(c, device);
     let target = c.target.as_ref().map(Target::from).unwrap_or_default();
     let mut call = InternalInfluence::new(&model, c.layer.as_str())?
         .attribute(c.inputs.act::<B>(device))

@@ -414,14 +414,15 @@ impl Segment {
     }
 }
 
-/// Closed segments, sorted, merged into pieces. A segment whose ends have one pattern has it
+/// Closed segments, sorted, merged into pieces; returns the interior breakpoints between
+/// them. A segment whose ends have one pattern has it
 /// throughout (convexity); neighbours with one pattern join. A *cell* (a segment narrower
 /// than [`RESOLUTION`] whose ends differ: a breakpoint, or several within `2⁻²⁴` of each
 /// other, or a pattern that holds only at one point, such as every pre-activation exactly zero
 /// at a zero baseline) joins the piece before it (the first piece when it starts the path),
 /// so the pieces are the runs of one pattern; the integral's error from a cell is below its
 /// width times the gradient's jump.
-fn merge(mut closed: Vec<Segment>) -> Vec<(f64, f64)> {
+fn merge(mut closed: Vec<Segment>) -> Vec<f64> {
     closed.sort_by(|x, y| x.a.total_cmp(&y.a));
     // (start, end, the pattern; `None` while the piece is only cells)
     let mut pieces: Vec<(f64, f64, Option<u64>)> = Vec::with_capacity(closed.len());
@@ -436,12 +437,7 @@ fn merge(mut closed: Vec<Segment>) -> Vec<(f64, f64)> {
             _ => pieces.push((s.a, s.b, pattern)),
         }
     }
-    pieces.into_iter().map(|(a, b, _)| (a, b)).collect()
-}
-
-/// The interior breakpoints of sorted, adjacent pieces covering `[0, 1]`.
-fn breakpoints_of(pieces: &[(f64, f64)]) -> Vec<f64> {
-    pieces.iter().skip(1).map(|(a, _)| *a).collect()
+    pieces.into_iter().skip(1).map(|(a, _, _)| a).collect()
 }
 
 /// The pieces between sorted interior breakpoints.
@@ -635,10 +631,11 @@ where
                 *segments = next;
             }
         }
-        let pieces: Vec<Vec<(f64, f64)>> = closed
+        let breakpoints: Vec<Vec<f64>> = closed
             .into_iter()
-            .map(|c| pieces_of(&cluster(&breakpoints_of(&merge(c)), MIN_PIECE_WIDTH)))
+            .map(|c| cluster(&merge(c), MIN_PIECE_WIDTH))
             .collect();
+        let pieces: Vec<Vec<(f64, f64)>> = breakpoints.iter().map(|b| pieces_of(b)).collect();
         if let Some((example, p)) = pieces
             .iter()
             .enumerate()
@@ -707,7 +704,7 @@ where
         };
         let stats = ExactStats {
             pieces: pieces.iter().map(Vec::len).collect(),
-            breakpoints: pieces.iter().map(|p| breakpoints_of(p)).collect(),
+            breakpoints,
             passes,
         };
         Ok((sums, checks, stats))
