@@ -448,9 +448,6 @@ where
             let refuse = |option: &'static str, method: &'static str| {
                 Err(InfluenceError::NotForMethod { option, method })
             };
-            if self.kind != PathKind::InternalInfluence {
-                return refuse("run_exact", self.kind.name());
-            }
             match self.distribution {
                 Distribution::Path => {}
                 Distribution::Point => return refuse("run_exact", "Distribution::Point"),
@@ -494,7 +491,7 @@ where
         }
         // Conductance evaluates n_steps + 1 points and uses their differences (Captum's
         // `alphas_func(n_steps + 1)`); the weights are not used.
-        if kind == PathKind::Conductance && config.n_steps == 0 {
+        if kind == PathKind::Conductance && config.n_steps == 0 && exact.is_none() {
             // No interval between points: nothing to attribute.
             return Err(InfluenceError::TooFewSteps {
                 method: config.method.name(),
@@ -654,17 +651,22 @@ where
         };
         let mut exact_stats = None;
         let (sums, checks, ends) = match kind {
+            _ if exact.is_some() => {
+                let max_pieces = exact.unwrap_or(MAX_EXACT_PIECES);
+                let conductance = kind == PathKind::Conductance;
+                let (sums, checks, stats, ends) = call.run_exact(
+                    &self.model,
+                    config.internal_batch_size,
+                    max_pieces,
+                    conductance,
+                )?;
+                exact_stats = Some(stats);
+                (sums, checks, ends)
+            }
             PathKind::Conductance => {
                 let new_sums = || Differences(Sums::new(batch, layers.len()));
                 let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
                 (sums.0, checks, ends)
-            }
-            _ if exact.is_some() => {
-                let max_pieces = exact.unwrap_or(MAX_EXACT_PIECES);
-                let (sums, checks, stats) =
-                    call.run_exact(&self.model, config.internal_batch_size, max_pieces)?;
-                exact_stats = Some(stats);
-                (sums, checks, None)
             }
             _ => {
                 let new_sums = || WeightedSums {

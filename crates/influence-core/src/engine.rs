@@ -234,7 +234,8 @@ where
                     (PathSpace::Layer, Some(ends)) => {
                         // The model runs on the inputs themselves, as under Captum's hook.
                         let x = self.path.at_points(self.inputs.clone(), &vec![1.0; steps]);
-                        (x, Probe::replacing(self.layer_path(ends, at)))
+                        let a = at.reshape([steps, 1, 1]);
+                        (x, Probe::replacing(self.layer_path(ends, a)))
                     }
                     _ => (
                         self.path
@@ -322,16 +323,16 @@ where
         ))
     }
 
-    /// The replacements of the watched layers' tensors at the points `at` of the path in
-    /// layer space, `h(x') + α (h(x) − h(x'))`, rows `step * batch + example`.
+    /// The replacements of the watched layers' tensors at the points `a` of the path in
+    /// layer space, `h(x') + α (h(x) − h(x'))`, rows `step * batch + example`: `a` is
+    /// `[steps, 1, 1]` (one α per step) or `[steps, batch, 1]` (one per row).
     #[allow(clippy::type_complexity)]
-    fn layer_path(
+    pub(crate) fn layer_path(
         &self,
         ends: &Endpoints<B>,
-        at: Tensor<B, 1>,
+        a: Tensor<B, 3>,
     ) -> Vec<((String, LayerSide), Vec<AnyTensor<B>>)> {
-        let steps = at.dims()[0];
-        let a = at.reshape([steps, 1, 1]);
+        let steps = a.dims()[0];
         self.layers
             .iter()
             .cloned()

@@ -13,6 +13,10 @@
 //! endpoints are the rule's own first and last points, so with Gauss-Legendre (whose points
 //! stop short of 0 and 1) the sum over the neurons is close to, not equal to,
 //! `F(x) − F(x')`; [`AttributeCall::run_with_convergence_delta`] reports the difference.
+//!
+//! [`AttributeCall::run_exact`] computes the limit of this sum exactly on piecewise-linear
+//! networks (ReLU, max pools; not in Captum): `Σ_pieces ∂F/∂h(mid) · (h(end) − h(start))` over
+//! the pieces of the path on which the network is affine.
 
 use burn::tensor::backend::AutodiffBackend;
 

@@ -16,6 +16,10 @@
 //! Like Captum's forward hook, the replacement changes only what the layer hands on: a model
 //! whose later layers also read earlier activations (a skip connection around the layer) reads
 //! them at `x`.
+//!
+//! [`AttributeCall::run_exact`] computes the integral exactly when the network above the
+//! layer is piecewise linear (ReLU, max pools; not in Captum), over the pieces of the
+//! layer-space path on which it is affine.
 
 use burn::tensor::backend::AutodiffBackend;
 

@@ -142,6 +142,10 @@ enum Mode {
     Observe,
     /// Also keeps the watched tensors' values; the forward runs unchanged.
     Capture,
+    /// Puts the watch's replacements in place of the watched tensors without making them
+    /// autodiff leaves (a forward that records no graph: the exact method's traced forwards
+    /// on a path in layer space).
+    Substitute,
     /// Records the name of every layer reached, and changes nothing.
     Record(Vec<String>),
 }
@@ -209,6 +213,19 @@ impl<B: Backend> Probe<B> {
     ) -> Self {
         let (layers, replacements): (Vec<_>, Vec<_>) = layers.into_iter().unzip();
         let mut probe = Self::with_mode(layers, Mode::Leaves);
+        for (w, r) in probe.watches.iter_mut().zip(replacements) {
+            w.replacements = Some(r);
+        }
+        probe
+    }
+
+    /// [`replacing`](Self::replacing) without autodiff leaves: the replacements go in as
+    /// they are, and the forward records no graph for them.
+    pub(crate) fn substituting<S: Into<String>>(
+        layers: impl IntoIterator<Item = ((S, LayerSide), Vec<AnyTensor<B>>)>,
+    ) -> Self {
+        let (layers, replacements): (Vec<_>, Vec<_>) = layers.into_iter().unzip();
+        let mut probe = Self::with_mode(layers, Mode::Substitute);
         for (w, r) in probe.watches.iter_mut().zip(replacements) {
             w.replacements = Some(r);
         }
@@ -417,6 +434,7 @@ impl<B: Backend> Probe<B> {
                         joint: self.joint,
                     }),
                     Mode::Capture => value.map_tensors(&mut Keep(watch)),
+                    Mode::Substitute => value.map_tensors(&mut Substitute { watch, next: 0 }),
                     _ => value.map_tensors(&mut Shapes(&mut watch.shapes)),
                 }
             }
@@ -492,6 +510,37 @@ impl<B: Backend> TensorMap<B> for MakeLeaves<'_, B> {
         self.watch.values.push(leaf.clone());
         self.watch.leaves.push(leaf);
         flat.reshape(shape)
+    }
+}
+
+/// Puts the watch's replacement in place of each tensor (its shape), keeping the value the
+/// forward continues with; a replacement of another element count is recorded as the
+/// mismatch, and the forward goes on with the layer's own values.
+struct Substitute<'a, B: Backend> {
+    watch: &'a mut Watch<B>,
+    next: usize,
+}
+
+impl<B: Backend> TensorMap<B> for Substitute<'_, B> {
+    fn map<const D: usize>(&mut self, tensor: Tensor<B, D>) -> Tensor<B, D> {
+        let shape = tensor.dims();
+        let k = self.next;
+        self.next += 1;
+        self.watch.shapes.push(shape.to_vec());
+        let own = AnyTensor::from(tensor.clone());
+        let value = match self.watch.replacements.as_ref().and_then(|r| r.get(k)) {
+            Some(r) if r.flat().dims() == own.flat().dims() => {
+                AnyTensor::from_flat(r.flat().clone(), shape.to_vec())
+            }
+            Some(r) => {
+                self.watch.mismatch = Some((shape.to_vec(), r.flat().dims().to_vec()));
+                own
+            }
+            None => own,
+        };
+        let out = value.flat().clone().reshape(shape);
+        self.watch.values.push(value);
+        out
     }
 }
 

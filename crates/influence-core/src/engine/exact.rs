@@ -1,8 +1,13 @@
-//! Exact Internal Influence for piecewise-linear networks (not in Captum): the path from the
+//! Exact path methods for piecewise-linear networks (not in Captum): the path from the
 //! baseline to the input is cut into the pieces on which the network is affine (ExactLine:
 //! Sotoudeh & Thakur, "Computing Linear Restrictions of Neural Networks", NeurIPS 2019), and
 //! on each piece the gradient is constant, so `∫₀¹ ∂F/∂h dα = Σ_pieces (b − a) · ∂F/∂h((a +
-//! b)/2)` holds without quadrature error.
+//! b)/2)` holds without quadrature error (Internal Influence). On the same pieces `h` is
+//! affine too, so Layer Conductance's `∫ ∂F/∂h · dh` is `Σ_pieces ∂F/∂h(mid) · (h(b) −
+//! h(a))`. Layer Integrated Gradients runs its path in the layer's space
+//! ([`PathSpace::Layer`]): the traced forwards run the inputs themselves with the layer's
+//! tensor replaced by `h(x') + β (h(x) − h(x'))` (no autodiff leaf), so the pieces are those
+//! of the network above the layer; the patterns below it are the same at every β.
 //!
 //! **Patterns.** A forward on [`Eval<B>`](crate::Eval) with a trace running records the
 //! *activation pattern* of every row (`decorator/trace.rs`): the outcome of each comparison,
@@ -37,12 +42,13 @@
 //! forward's rows at α = 0, is the guard of [`InfluenceError::NotInferenceFunction`].
 //!
 //! **Integral.** One gradient pass per chunk of pieces, each row at its piece's midpoint,
-//! weighted by the piece's length.
+//! weighted by the piece's length (Layer Conductance: by the layer's change over the piece,
+//! from one more untracked forward of the pieces' ends).
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, TensorPrimitive};
 use burn_backend::{Shape, TensorMetadata};
 
-use super::{Call, Deferred};
+use super::{Call, Deferred, Endpoints, PathSpace};
 use crate::decorator::trace::{self, Op, Pattern, PatternOf, Trace};
 use crate::inputs::At;
 use crate::panics::{panic_message, quietly};
@@ -477,14 +483,69 @@ where
     M::Inputs: Send + Sync,
     M::Args: Sync,
 {
-    /// A forward of the inputs at `points` with a trace running: the output and the trace.
-    fn traced(&self, model: &M, points: &[At]) -> Result<(AnyTensor<B>, Trace), InfluenceError> {
+    /// The forward's inputs and probe at `points`: on a path in input space the inputs
+    /// there, the watched layers captured (`grad`: made autodiff leaves); on a path in layer
+    /// space (`ends`, Layer Integrated Gradients) the inputs themselves, the watched layers'
+    /// tensors replaced by `h(x') + α (h(x) − h(x'))` (`grad`: as autodiff leaves).
+    fn exact_inputs(
+        &self,
+        points: &[At],
+        ends: Option<&Endpoints<B>>,
+        grad: bool,
+    ) -> (M::Inputs, Probe<B>) {
+        let layers = self.layers.iter().cloned();
+        match ends {
+            Some(ends) => {
+                let batch = self.path.batch();
+                let x = self
+                    .path
+                    .at_points(self.inputs.clone(), &vec![1.0; points.len()]);
+                let device = collect(&self.inputs)[0].flat().device();
+                let alphas: Vec<f64> = points
+                    .iter()
+                    .flat_map(|p| match p {
+                        At::Rows(r) => r.clone(),
+                        At::Alpha(a) => vec![*a; batch],
+                        At::Point(_) => unreachable!("the exact method runs on the path"),
+                    })
+                    .collect();
+                let a = Tensor::<B, 3>::from_data(
+                    TensorData::new(alphas, [points.len(), batch, 1]),
+                    &device,
+                );
+                let replacements = self.layer_path(ends, a);
+                let probe = if grad {
+                    Probe::replacing(replacements)
+                } else {
+                    Probe::substituting(replacements)
+                };
+                (x, probe)
+            }
+            None => {
+                let x = self.path.at(self.inputs.clone(), points);
+                let probe = if grad {
+                    Probe::watching(layers)
+                } else {
+                    Probe::capturing(layers)
+                };
+                (x, probe)
+            }
+        }
+    }
+
+    /// A forward at `points` ([`exact_inputs`](Self::exact_inputs)) with a trace running:
+    /// the output and the trace.
+    fn traced(
+        &self,
+        model: &M,
+        points: &[At],
+        ends: Option<&Endpoints<B>>,
+    ) -> Result<(AnyTensor<B>, Trace), InfluenceError> {
         let batch = self.path.batch();
-        let x = self.path.at(self.inputs.clone(), points);
+        let (x, mut probe) = self.exact_inputs(points, ends, false);
         let expansion = Expansion::new(batch, points.len());
         let forward = quietly(|| {
             let args = self.args.expand(&expansion);
-            let mut probe = Probe::capturing(self.layers.iter().cloned());
             trace::start();
             let output = model.forward_probed(x, &args, &mut probe);
             let trace = trace::finish().unwrap_or_default();
@@ -509,12 +570,13 @@ where
         points: &[At],
         steps_per_pass: usize,
         kinds: &[Kind],
+        ends: Option<&Endpoints<B>>,
         passes: &mut usize,
     ) -> Result<Vec<Vec<u64>>, InfluenceError> {
         let batch = self.path.batch();
         let mut out = Vec::with_capacity(points.len());
         for chunk in points.chunks(steps_per_pass.max(1)) {
-            let (_, trace) = self.traced(model, chunk)?;
+            let (_, trace) = self.traced(model, chunk, ends)?;
             *passes += 1;
             let hashes = row_hashes::<B>(trace, chunk.len() * batch, kinds)?;
             out.extend(hashes.chunks(batch).map(<[u64]>::to_vec));
@@ -522,10 +584,13 @@ where
         Ok(out)
     }
 
-    /// The exact Internal Influence of the call's layers (see the [module docs](self)):
-    /// their running sums, the checks to read and what the partition found. `rows_per_pass`
-    /// bounds the rows of every forward (`internal_batch_size`); `max_pieces` the pieces of
-    /// each example's path.
+    /// The exact integral of the call's layers (see the [module docs](self)): their running
+    /// sums, the checks to read, what the partition found, and on a path in layer space the
+    /// path's end points (Layer Integrated Gradients multiplies by their difference).
+    /// `rows_per_pass` bounds the rows of every forward (`internal_batch_size`); `max_pieces`
+    /// the pieces of each example's path. With `conductance`, each piece's gradient is
+    /// weighted by the layer's change over the piece, `h(b) − h(a)` (Layer Conductance),
+    /// instead of its length.
     ///
     /// # Errors
     /// Those of the validation forward ([`Call::run`]);
@@ -536,8 +601,16 @@ where
         model: &M,
         rows_per_pass: Option<usize>,
         max_pieces: usize,
-    ) -> Result<(Sums<B::InnerBackend>, Deferred<B::InnerBackend>, ExactStats), InfluenceError>
-    {
+        conductance: bool,
+    ) -> Result<
+        (
+            Sums<B::InnerBackend>,
+            Deferred<B::InnerBackend>,
+            ExactStats,
+            Option<Endpoints<B>>,
+        ),
+        InfluenceError,
+    > {
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
         let steps_per_pass = rows_per_pass
@@ -545,26 +618,38 @@ where
             .min(MAX_STEPS_PER_PASS);
         let mut selector =
             TargetSelector::for_quantity(self.quantity.clone(), batch, steps_per_pass.max(3));
-        // The validation forward: the inputs at α = 0 (the call's first point) and at 1.
-        let (reference, _, _) = self.validate(model, &mut selector, &device)?;
+        // The validation forward: the inputs at α = 0 (the call's first point) and at 1 (and
+        // on a path in layer space, the end points and the guard's reading).
+        let (reference, endpoints, layer_guard) = self.validate(model, &mut selector, &device)?;
+        let ends = match self.space {
+            PathSpace::Layer => endpoints.as_ref(),
+            PathSpace::Input => None,
+        };
 
         // Two traced forwards, of batch and of 2·batch rows: which operations see values that
-        // depend on the inputs, and the patterns at both ends of every path. The first, at
-        // α = 0 alone, is also the guard: its output must equal the validation forward's
-        // rows at α = 0, which ran beside other rows (an output that depends on the other
-        // examples of its forward is `NotInferenceFunction`).
-        let (output, small) = self.traced(model, &[At::Alpha(0.0)])?;
-        let (_, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)])?;
+        // depend on the inputs, and the patterns at both ends of every path. On a path in
+        // input space the first, at α = 0 alone, is also the guard: its output must equal the
+        // validation forward's rows at α = 0, which ran beside other rows (an output that
+        // depends on the other examples of its forward is `NotInferenceFunction`); in layer
+        // space the validation forward took that reading.
+        let (output, small) = self.traced(model, &[At::Alpha(0.0)], ends)?;
+        let (_, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)], ends)?;
         let mut passes = 2;
         let kinds = check_piecewise_linear(&small, &large, batch)?;
-        let first = AnyTensor::from_flat(output.flat().clone().inner(), output.shape().to_vec())
-            .into_flat()
-            .slice(0..batch);
-        let guard = (
-            (first - reference.clone()).abs().max(),
-            reference.abs().max(),
-        );
-        let ends = row_hashes::<B>(large, 2 * batch, &kinds)?;
+        let guard = match layer_guard {
+            Some(guard) => guard,
+            None => {
+                let first =
+                    AnyTensor::from_flat(output.flat().clone().inner(), output.shape().to_vec())
+                        .into_flat()
+                        .slice(0..batch);
+                (
+                    (first - reference.clone()).abs().max(),
+                    reference.abs().max(),
+                )
+            }
+        };
+        let end_hashes = row_hashes::<B>(large, 2 * batch, &kinds)?;
 
         // The partition, by batched bisection.
         let mut open: Vec<Vec<Segment>> = Vec::with_capacity(batch);
@@ -573,8 +658,8 @@ where
             let s = Segment {
                 a: 0.0,
                 b: 1.0,
-                ha: ends[i],
-                hb: ends[batch + i],
+                ha: end_hashes[i],
+                hb: end_hashes[batch + i],
             };
             if s.ha == s.hb {
                 closed[i].push(s);
@@ -594,7 +679,8 @@ where
                     )
                 })
                 .collect();
-            let mids = self.pattern_hashes(model, &points, steps_per_pass, &kinds, &mut passes)?;
+            let mids =
+                self.pattern_hashes(model, &points, steps_per_pass, &kinds, ends, &mut passes)?;
             for (i, segments) in open.iter_mut().enumerate() {
                 let mut next = Vec::with_capacity(2 * segments.len());
                 for (k, s) in segments.iter().enumerate() {
@@ -648,7 +734,8 @@ where
             });
         }
 
-        // The integral: each piece's length times the gradient at its midpoint.
+        // The integral: each piece's gradient at its midpoint, times the piece's length (or,
+        // for Layer Conductance, times the layer's change over the piece).
         let steps = pieces.iter().map(Vec::len).max().unwrap_or(0);
         let mut sums = Sums::new(batch, self.layers.len());
         let starts: Vec<usize> = (0..steps).step_by(steps_per_pass.max(1)).collect();
@@ -662,13 +749,16 @@ where
                 for p in &pieces {
                     let (a, b) = p.get(k).copied().unwrap_or((0.5, 0.5));
                     row.push(0.5 * (a + b));
-                    weights.push(b - a);
+                    weights.push(if conductance {
+                        f64::from(u8::from(k < p.len()))
+                    } else {
+                        b - a
+                    });
                 }
                 alphas.push(At::Rows(row));
             }
-            let x = self.path.at(self.inputs.clone(), &alphas);
+            let (x, probe) = self.exact_inputs(&alphas, ends, true);
             let expansion = Expansion::new(batch, n);
-            let probe = Probe::watching(self.layers.iter().cloned());
             let pass = quietly(|| {
                 let args = self.args.expand(&expansion);
                 layer_gradients_probed(model, x, &args, probe, &mut selector, n)
@@ -680,6 +770,26 @@ where
                 batch,
             })??;
             passes += 1;
+            // Layer Conductance: the layer at the pieces' ends, `[n + 1, batch, features]`
+            // per tensor (an example's ends past its last piece stay at α = 1; its rows there
+            // have weight 0).
+            let changes = if conductance {
+                let points: Vec<At> = (start..=end)
+                    .map(|k| {
+                        At::Rows(
+                            pieces
+                                .iter()
+                                .map(|p| p.get(k).map_or(1.0, |&(a, _)| a))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let (_, watches) = self.forward_at(model, &points, &device)?;
+                passes += 1;
+                Some(watches)
+            } else {
+                None
+            };
             let w = Tensor::<B::InnerBackend, 3>::from_data(
                 TensorData::new(weights, [n, batch, 1]),
                 &device,
@@ -688,9 +798,16 @@ where
                 for (k, g) in lg.gradients.into_iter().enumerate() {
                     let shape = sums.shape_of(&g);
                     let features = g.features();
-                    let part = (g.into_flat().reshape([n, batch, features]) * w.clone())
-                        .sum_dim(0)
-                        .reshape([batch, features]);
+                    let mut g = g.into_flat().reshape([n, batch, features]) * w.clone();
+                    if let Some(watches) = &changes {
+                        let h = watches[l].values[k].flat().clone().inner().reshape([
+                            n + 1,
+                            batch,
+                            features,
+                        ]);
+                        g = g * (h.clone().slice(1..n + 1) - h.slice(0..n));
+                    }
+                    let part = g.sum_dim(0).reshape([batch, features]);
                     sums.add_part(l, k, part, shape);
                 }
             }
@@ -707,7 +824,7 @@ where
             breakpoints,
             passes,
         };
-        Ok((sums, checks, stats))
+        Ok((sums, checks, stats, endpoints))
     }
 }
 
