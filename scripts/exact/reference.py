@@ -29,7 +29,18 @@ baselines, target, layer, attribute_to_layer_input) with:
   50 steps), float64, against the exact value, relative to max|expected|; and
   `case_quadrature_rel_err`: the golden case's own Captum value (its `n_steps` and `method`)
   against the exact one;
-- `tolerance.abs`: max(2e-5 · max|expected|, 1e-6), as the golden files.
+- `tolerance.abs`: max(2e-5 · max|expected|, 1e-6), as the golden files;
+- `output_difference`: F_target(x) − F_target(x') per example;
+- `layer_conductance`: the exact Layer Conductance on the same partition, Σ_pieces
+  ∂F_t/∂h(mid) · (h(end) − h(start)) (`expected`, `tolerance`, `captum_default_rel_err` of
+  Captum's LayerConductance at its defaults); the script fails unless it sums to
+  `output_difference` within 1e-9 (completeness: every golden model is sequential, so h is
+  a cut);
+- `layer_integrated_gradients`: the exact Layer Integrated Gradients (multiply_by_inputs):
+  the path h(x') + β (h(x) − h(x')) in the layer's space through the network above the
+  layer, partitioned the same way (`pieces`, `breakpoints` in β), times h(x) − h(x')
+  (`expected`, `tolerance`, `captum_default_rel_err`); the script fails unless it sums to
+  `output_difference` within 1e-9.
 
 `not_piecewise_linear.json` lists the golden cases whose models are not piecewise linear, each
 with its first layer that is not (the exact method must refuse them with a typed error).
@@ -46,11 +57,12 @@ import argparse
 import json
 import os
 import sys
+from collections import OrderedDict
 
 import numpy as np
 import torch
 import captum
-from captum.attr import InternalInfluence
+from captum.attr import InternalInfluence, LayerConductance, LayerIntegratedGradients
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -224,6 +236,51 @@ def gradients_chunked(model, layer_name, input_side, points, target, chunk=512):
                       for c in range(0, points.shape[0], chunk)])
 
 
+def layer_values(model, layer_name, input_side, points, chunk=512):
+    """The layer's tensor h at each row of `points` ([m, ...]): [m, ...h], no gradient."""
+    layer = dict(model.named_children())[layer_name]
+    out = []
+
+    def hook(mod, inp, o):
+        out.append((inp[0] if input_side else o).detach())
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            for c in range(0, points.shape[0], chunk):
+                model(points[c:c + chunk])
+    finally:
+        handle.remove()
+    return torch.cat(out)
+
+
+def selected(out, target):
+    """The explained output of each row: the target's element (or the sum of the row)."""
+    sel = out
+    for idx in target:
+        sel = sel[:, idx]
+    return sel.reshape(sel.shape[0], -1).sum(1)
+
+
+def upper_net(model, layer_name, input_side):
+    """The network above the layer's tensor: the layer and what follows it (input side), or
+    what follows it (output side). The golden models are sequential, so this is all of F's
+    dependence on h."""
+    children = list(model.named_children())
+    i = [n for n, _ in children].index(layer_name)
+    return torch.nn.Sequential(OrderedDict(children[i if input_side else i + 1:])).eval()
+
+
+def input_gradients(net, points, target, chunk=512):
+    """∂F_target/∂z of `net` at each row of `points`."""
+    out = []
+    for c in range(0, points.shape[0], chunk):
+        z = points[c:c + chunk].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(selected(net(z), target).sum(), z)
+        out.append(g.detach())
+    return torch.cat(out)
+
+
 def exact_case(case):
     model = build(case)
     x = tensor(case["inputs"])
@@ -231,6 +288,8 @@ def exact_case(case):
     targets = target_rows(case, x.shape[0])
     side = case["attribute_to_layer_input"]
     rows, pieces, breaks, riemann, bounds = [], [], [], [], []
+    lc_rows, lig_rows, lig_pieces, lig_breaks, deltas = [], [], [], [], []
+    upper = upper_net(model, case["layer"], side)
     for e in range(x.shape[0]):
         x0, x1 = base[e:e + 1], x[e:e + 1]
         alphas = partition(model, x0, x1)
@@ -241,6 +300,32 @@ def exact_case(case):
         w = torch.tensor(alphas[1:] - alphas[:-1]).reshape((-1,) + (1,) * (g.dim() - 1))
         exact = (g * w).sum(0)
         rows.append(exact)
+        with torch.no_grad():
+            delta = (selected(model(x1), targets[e]) - selected(model(x0), targets[e])).item()
+        deltas.append(delta)
+        # Layer Conductance: on each piece h is affine and ∂F/∂h constant, so the flow through
+        # each neuron is Σ_pieces ∂F/∂h(mid) · (h(end) − h(start)).
+        h = layer_values(model, case["layer"], side,
+                         x0 + torch.tensor(alphas).reshape(shape) * (x1 - x0))
+        lc = (g * (h[1:] - h[:-1])).sum(0)
+        assert abs(lc.sum().item() - delta) <= 1e-9 * (1 + abs(delta)), \
+            f"{case['name']} example {e}: conductance sums to {lc.sum().item()}, F(x) - F(x') = {delta}"
+        lc_rows.append(lc)
+        # Layer Integrated Gradients (multiply_by_inputs): the path in the layer's space,
+        # h(x') + β (h(x) − h(x')), through the network above the layer, partitioned the same
+        # way; (h(x) − h(x')) times the integral of its gradient.
+        h0, h1 = h[:1], h[-1:]
+        betas = partition(upper, h0, h1)
+        bmids = (betas[:-1] + betas[1:]) / 2
+        hshape = (-1,) + (1,) * (h0.dim() - 1)
+        gu = input_gradients(upper, h0 + torch.tensor(bmids).reshape(hshape) * (h1 - h0), targets[e])
+        wu = torch.tensor(betas[1:] - betas[:-1]).reshape(hshape)
+        lig = (h1 - h0)[0] * (gu * wu).sum(0)
+        assert abs(lig.sum().item() - delta) <= 1e-9 * (1 + abs(delta)), \
+            f"{case['name']} example {e}: LIG sums to {lig.sum().item()}, F(x) - F(x') = {delta}"
+        lig_rows.append(lig)
+        lig_pieces.append(len(betas) - 1)
+        lig_breaks.append(betas[1:-1].tolist())
         pieces.append(len(alphas) - 1)
         breaks.append(alphas[1:-1].tolist())
         # 100,000-step midpoint rule in float64, in chunks.
@@ -254,13 +339,19 @@ def exact_case(case):
         jumps = (g[1:] - g[:-1]).abs().reshape(len(mids) - 1, -1).max(1).values if len(mids) > 1 else torch.zeros(0)
         bounds.append(float(jumps.sum().item()) / RIEMANN_STEPS + 1e-10 * (1 + g.abs().max().item()))
     expected = torch.stack(rows)
-    return model, expected, pieces, breaks, riemann, bounds
+    others = {
+        "layer_conductance": {"expected": torch.stack(lc_rows)},
+        "layer_integrated_gradients": {"expected": torch.stack(lig_rows), "pieces": lig_pieces,
+                                       "breakpoints": lig_breaks},
+        "output_difference": deltas,
+    }
+    return model, expected, pieces, breaks, riemann, bounds, others
 
 
-def captum_rel_err(model, case, expected, n_steps=50, method="gausslegendre"):
+def captum_rel_err(model, case, expected, n_steps=50, method="gausslegendre", cls=None):
     x = tensor(case["inputs"])
     layer = dict(model.named_children())[case["layer"]]
-    attr = InternalInfluence(model, layer).attribute(
+    attr = (cls or InternalInfluence)(model, layer).attribute(
         x, baselines=baselines_of(case["baselines"]), target=target_of(case["target"]),
         n_steps=n_steps, method=method, attribute_to_layer_input=case["attribute_to_layer_input"])
     scale = expected.abs().max().item()
@@ -392,7 +483,7 @@ def main():
         if first is not None:
             refused.append({"case": case["name"], "source": source, "layer": first[0], "type": first[1]})
             continue
-        model, expected, pieces, breaks, riemann, bounds = exact_case(case)
+        model, expected, pieces, breaks, riemann, bounds, others = exact_case(case)
         for e, (d, bnd) in enumerate(zip(riemann, bounds)):
             assert d <= bnd, f"{case['name']} example {e}: Riemann 100k differs by {d} > bound {bnd}"
         out = dict(case)
@@ -411,13 +502,26 @@ def main():
             out["case_quadrature_rel_err"] = (golden - expected).abs().max().item() / max(scale, 1e-300)
         scale = expected.abs().max().item()
         out["tolerance"] = {"abs": max(2e-5 * scale, 1e-6), "note": "|actual - expected| <= abs, elementwise"}
+        out["output_difference"] = others["output_difference"]
+        for name, cls in (("layer_conductance", LayerConductance),
+                          ("layer_integrated_gradients", LayerIntegratedGradients)):
+            o = dict(others[name])
+            e = o["expected"]
+            sc = e.abs().max().item()
+            o["expected"] = {"shape": list(e.shape), "data": e.flatten().tolist()}
+            o["tolerance"] = {"abs": max(2e-5 * sc, 1e-6), "note": "|actual - expected| <= abs, elementwise"}
+            o["captum_default_rel_err"] = captum_rel_err(model, case, e, cls=cls)
+            out[name] = o
         for k in ("n_steps", "method", "internal_batch_size"):
             out.pop(k, None)
         with open(os.path.join(args.out, case["name"] + ".json"), "w") as f:
             json.dump(out, f)
         written += 1
         print(f"{case['name']}: pieces {pieces}, Riemann-100k diff {max(riemann):.1e} "
-              f"(bound {max(bounds):.1e}), Captum GL-50 rel err {out['captum_default_rel_err']:.2e}")
+              f"(bound {max(bounds):.1e}), Captum GL-50 rel err {out['captum_default_rel_err']:.2e}; "
+              f"LIG pieces {others['layer_integrated_gradients']['pieces']}, GL-50 rel err LC "
+              f"{out['layer_conductance']['captum_default_rel_err']:.2e} LIG "
+              f"{out['layer_integrated_gradients']['captum_default_rel_err']:.2e}")
     with open(os.path.join(args.out, "not_piecewise_linear.json"), "w") as f:
         json.dump({"note": "golden cases whose model is not piecewise linear: the first such layer",
                    "cases": refused}, f, indent=1)
