@@ -1,12 +1,14 @@
-//! Exact Internal Influence (`AttributeCall::run_exact`, issue #27) against the independent
-//! float64 reference of `tests/fixtures/exact/` (`scripts/exact/reference.py`: the partition
-//! computed analytically, layer by layer), on flex, ndarray and wgpu: every case within its
-//! tolerance, with the reference's breakpoints (at the library's resolution, each within
+//! Exact Internal Influence, Layer Conductance and Layer Integrated Gradients
+//! (`AttributeCall::run_exact`, issue #27) against the independent float64 reference of
+//! `tests/fixtures/exact/` (`scripts/exact/reference.py`: the partition computed
+//! analytically, layer by layer), on flex, ndarray and wgpu: every case within its tolerance,
+//! with the reference's breakpoints (at the library's resolution, each within
 //! [`BREAKPOINT_TOLERANCE`]; extra ones only in the baseline's [`TIE_ZONE`]) and pieces;
-//! with `internal_batch_size` chunks too; and every golden model that is not piecewise
-//! linear refused with a typed error.
+//! Layer Conductance and Layer Integrated Gradients complete (each example's sum is
+//! `F(x) − F(x')` within [`COMPLETENESS_RTOL`]); with `internal_batch_size` chunks too; and
+//! every golden model that is not piecewise linear refused with a typed error.
 //!
-//! A `harness = false` test: one line per case and chunking, then `exact: … N failed
+//! A `harness = false` test: one line per case, method and chunking, then `exact: … N failed
 //! (BACKEND)`. `INFLUENCE_EXACT_BACKEND=flex` runs one backend.
 
 use std::path::Path;
@@ -17,19 +19,30 @@ use burn::tensor::backend::AutodiffBackend;
 use influence_core::InfluenceError;
 use influence_core::{Eval, Quantity};
 use influence_testkit::golden::{
-    Case, compare_expected, load_dir, load_file, run_exact, run_exact_explaining,
+    Case, load_dir, load_file, run_exact, run_exact_explaining, run_exact_method,
 };
 
 fn dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exact")
 }
 
-/// An exact case: the golden-format case, each example's pieces and interior breakpoints
-/// from the reference.
-struct Exact {
-    case: Case,
+/// One method's reference for a case: the attribution, its tolerance, each example's pieces
+/// and interior breakpoints (at the library's resolution).
+struct Reference {
+    shape: Vec<usize>,
+    expected: Vec<f64>,
+    tolerance: f64,
     pieces: Vec<usize>,
     breakpoints: Vec<Vec<f64>>,
+}
+
+/// An exact case: the golden-format case; the references of Internal Influence, Layer
+/// Conductance (the same partition) and Layer Integrated Gradients (the partition of the
+/// network above the layer); `F(x) − F(x')` of each example.
+struct Exact {
+    case: Case,
+    methods: Vec<(&'static str, Reference)>,
+    output_difference: Vec<f64>,
 }
 
 /// How far a breakpoint may sit from the reference's: the bisection locates it to within
@@ -85,7 +98,57 @@ fn unmatched(got: &[f64], reference: &[f64]) -> (Vec<f64>, Vec<f64>) {
     )
 }
 
-/// The exact cases, with each example's pieces from the reference.
+fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// A method's reference from the fields `expected`, `tolerance`, `pieces` and `breakpoints`
+/// of `raw` (`partition`: where the pieces and breakpoints are, when not in `raw`).
+fn reference(raw: &serde_json::Value, partition: &serde_json::Value) -> Reference {
+    let pieces: Vec<usize> = partition["pieces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as usize)
+        .collect();
+    let breakpoints: Vec<Vec<f64>> = partition["breakpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| at_resolution(&f64s(b), influence_core::MIN_PIECE_WIDTH))
+        .collect();
+    let pieces = pieces
+        .iter()
+        .zip(&breakpoints)
+        .map(|(&p, b)| {
+            if p != b.len() + 1 {
+                println!(
+                    "exact: reference pieces {p} are {} at the library's resolution",
+                    b.len() + 1
+                );
+            }
+            b.len() + 1
+        })
+        .collect();
+    Reference {
+        shape: raw["expected"]["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect(),
+        expected: f64s(&raw["expected"]["data"]),
+        tolerance: raw["tolerance"]["abs"].as_f64().unwrap(),
+        pieces,
+        breakpoints,
+    }
+}
+
+/// The exact cases, with each method's reference.
 fn cases() -> Vec<Exact> {
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(dir())
@@ -99,49 +162,56 @@ fn cases() -> Vec<Exact> {
     for path in files {
         let raw: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let pieces: Vec<usize> = raw["pieces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_u64().unwrap() as usize)
-            .collect();
-        let breakpoints: Vec<Vec<f64>> = raw["breakpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                b.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect()
-            })
-            .collect();
-        let breakpoints: Vec<Vec<f64>> = breakpoints
-            .iter()
-            .map(|b: &Vec<f64>| at_resolution(b, influence_core::MIN_PIECE_WIDTH))
-            .collect();
-        let pieces: Vec<usize> = pieces
-            .iter()
-            .zip(&breakpoints)
-            .map(|(&p, b): (&usize, &Vec<f64>)| {
-                if p != b.len() + 1 {
-                    println!(
-                        "exact: reference pieces {p} are {} at the library's resolution",
-                        b.len() + 1
-                    );
-                }
-                b.len() + 1
-            })
-            .collect();
+        let lig = &raw["layer_integrated_gradients"];
+        let methods = vec![
+            ("internal_influence", reference(&raw, &raw)),
+            (
+                "layer_conductance",
+                reference(&raw["layer_conductance"], &raw),
+            ),
+            ("layer_integrated_gradients", reference(lig, lig)),
+        ];
         let case = load_file(&path).unwrap().remove(0);
         out.push(Exact {
             case,
-            pieces,
-            breakpoints,
+            methods,
+            output_difference: f64s(&raw["output_difference"]),
         });
     }
     out
+}
+
+/// The largest difference of `got` from `reference`, and of each example's sum from
+/// `F(x) − F(x')` (completeness, for the methods that have it).
+fn errors(
+    got: Vec<influence_core::AnyTensor<impl burn::tensor::backend::Backend>>,
+    reference: &Reference,
+    output_difference: &[f64],
+) -> Result<(f64, f64), String> {
+    let [t] = got.try_into().map_err(|_| "one tensor".to_string())?;
+    if t.shape() != reference.shape.as_slice() {
+        return Err(format!(
+            "shape {:?}, expected {:?}",
+            t.shape(),
+            reference.shape
+        ));
+    }
+    let values = t.to_vec().map_err(|e| e.to_string())?;
+    let err = values
+        .iter()
+        .zip(&reference.expected)
+        .map(|(&x, y)| {
+            let d = (f64::from(x) - y).abs();
+            if d.is_nan() { f64::INFINITY } else { d }
+        })
+        .fold(0.0, f64::max);
+    let per = values.len() / output_difference.len();
+    let completeness = values
+        .chunks(per)
+        .zip(output_difference)
+        .map(|(row, d)| (row.iter().map(|&v| f64::from(v)).sum::<f64>() - d).abs())
+        .fold(0.0, f64::max);
+    Ok((err, completeness))
 }
 
 /// The golden cases an exact method must refuse, with the layer type the reference names.
@@ -169,70 +239,155 @@ fn refused() -> Vec<(Case, String)> {
         .collect()
 }
 
-/// Every case with each of `chunkings` (`internal_batch_size`), and the refusals.
+/// How far an example's Layer Conductance or Layer Integrated Gradients may sum from
+/// `F(x) − F(x')`, relative to `1 + |F(x) − F(x')|`: float32 rounding of the output and of
+/// the sum over the layer's neurons (the exact integral has no quadrature error to add).
+const COMPLETENESS_RTOL: f64 = 1e-5;
+
+/// Runs one exact call of `method` on `case` and checks it against `reference` (and
+/// completeness against `output_difference`, for Layer Conductance and Layer Integrated
+/// Gradients): prints one line, returns whether it passed.
+#[allow(clippy::too_many_arguments)]
+fn check<B: AutodiffBackend>(
+    device: &B::Device,
+    backend: &str,
+    tag: &str,
+    case: &Case,
+    method: &str,
+    ibs: Option<usize>,
+    reference: &Reference,
+    output_difference: &[f64],
+) -> bool {
+    let complete = method != "internal_influence";
+    let t = std::time::Instant::now();
+    let outcome = run_exact_method::<B>(case, device, ibs, method, None).map_err(|e| e.to_string());
+    let (ok, line) = match outcome.and_then(|exact| {
+        let got = (exact.pieces, exact.breakpoints, exact.passes);
+        let (err, completeness) = errors(
+            exact.attribution.into_tensors(),
+            reference,
+            output_difference,
+        )?;
+        Ok((err, completeness, got))
+    }) {
+        Ok((err, completeness, (got, found, passes))) => {
+            // Each example: the breakpoints float32 resolved where the reference
+            // has none, those it missed; the former are allowed only in the
+            // baseline's tie zone, where they make up the whole difference in
+            // pieces.
+            let mut tie_zone = 0;
+            let off: Vec<_> = found
+                .iter()
+                .zip(&reference.breakpoints)
+                .map(|(f, r)| unmatched(f, r))
+                .filter(|(extra, missing)| {
+                    if missing.is_empty() && extra.iter().all(|&b| b < TIE_ZONE) {
+                        tie_zone += extra.len();
+                        return false;
+                    }
+                    !extra.is_empty() || !missing.is_empty()
+                })
+                .collect();
+            let pieces = &reference.pieces;
+            let counted = got.iter().sum::<usize>() == pieces.iter().sum::<usize>() + tie_zone
+                && got.iter().zip(pieces).all(|(g, p)| g >= p);
+            let scale = output_difference.iter().fold(0.0f64, |m, d| m.max(d.abs()));
+            let whole = !complete || completeness <= COMPLETENESS_RTOL * (1.0 + scale);
+            let ok = err <= reference.tolerance && counted && off.is_empty() && whole;
+            let line = format!(
+                "{} {:<48} {:<26} ibs {:<4} error {err:.2e} (tol {:.1e}){} pieces {got:?} (reference {pieces:?}) passes {passes} {:.2} s{}",
+                if ok { "ok  " } else { "FAIL" },
+                case.name(),
+                method,
+                ibs.map_or("-".to_string(), |n| n.to_string()),
+                reference.tolerance,
+                if complete {
+                    format!(" sum - (F(x) - F(x')) {completeness:.1e}")
+                } else {
+                    String::new()
+                },
+                t.elapsed().as_secs_f64(),
+                if off.is_empty() {
+                    String::new()
+                } else {
+                    format!(" breakpoints (extra, missing): {off:?}")
+                }
+            );
+            (ok, line)
+        }
+        Err(e) => (false, format!("FAIL {:<48} {method:<26} {e}", case.name())),
+    };
+    println!("exact: {tag}{line} ({backend})");
+    ok
+}
+
+/// Every case with each of `chunkings` (`internal_batch_size`) for Internal Influence and
+/// each of `others` for Layer Conductance and Layer Integrated Gradients, and the refusals.
 fn run<B: AutodiffBackend>(
     device: &B::Device,
     backend: &str,
     chunkings: &[Option<usize>],
+    others: &[Option<usize>],
 ) -> usize {
     let mut failed = 0;
     let cases = cases();
     assert!(cases.len() >= 26, "{} exact cases", cases.len());
+    let mut runs = 0;
     for Exact {
         case,
-        pieces,
-        breakpoints,
+        methods,
+        output_difference,
     } in &cases
     {
-        for &ibs in chunkings {
-            let t = std::time::Instant::now();
-            let outcome = run_exact::<B>(case, device, ibs).map_err(|e| e.to_string());
-            let line = match outcome.and_then(|exact| {
-                let got = (exact.pieces, exact.breakpoints, exact.passes);
-                let (err, tol) = compare_expected(case, exact.attribution.into_tensors())?;
-                Ok((err, tol, got))
-            }) {
-                Ok((err, tol, (got, found, passes))) => {
-                    // Each example: the breakpoints float32 resolved where the reference has
-                    // none, those it missed; the former are allowed only in the baseline's
-                    // tie zone, where they make up the whole difference in pieces.
-                    let mut tie_zone = 0;
-                    let off: Vec<_> = found
-                        .iter()
-                        .zip(breakpoints)
-                        .map(|(f, r)| unmatched(f, r))
-                        .filter(|(extra, missing)| {
-                            if missing.is_empty() && extra.iter().all(|&b| b < TIE_ZONE) {
-                                tie_zone += extra.len();
-                                return false;
-                            }
-                            !extra.is_empty() || !missing.is_empty()
-                        })
-                        .collect();
-                    let counted = got.iter().sum::<usize>()
-                        == pieces.iter().sum::<usize>() + tie_zone
-                        && got.iter().zip(pieces).all(|(g, p)| g >= p);
-                    let ok = err <= tol && counted && off.is_empty();
-                    failed += usize::from(!ok);
-                    format!(
-                        "{} {:<48} ibs {:<4} error {err:.2e} (tol {tol:.1e}) pieces {got:?} (reference {pieces:?}) passes {passes} {:.2} s{}",
-                        if ok { "ok  " } else { "FAIL" },
-                        case.name(),
-                        ibs.map_or("-".to_string(), |n| n.to_string()),
-                        t.elapsed().as_secs_f64(),
-                        if off.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" breakpoints (extra, missing): {off:?}")
-                        }
-                    )
-                }
-                Err(e) => {
-                    failed += 1;
-                    format!("FAIL {:<48} {e}", case.name())
-                }
-            };
-            println!("exact: {line} ({backend})");
+        for (method, reference) in methods {
+            let complete = *method != "internal_influence";
+            let chunkings = if complete { others } else { chunkings };
+            for &ibs in chunkings {
+                runs += 1;
+                let ok = check::<B>(
+                    device,
+                    backend,
+                    "",
+                    case,
+                    method,
+                    ibs,
+                    reference,
+                    output_difference,
+                );
+                failed += usize::from(!ok);
+            }
+        }
+    }
+    // ReLU written as a comparison and a mask: the comparison's outcome is the pattern (read
+    // as integers on wgpu, whose booleans are stored as u32), the same partition and values.
+    for name in [
+        "t014_cnn_bn_dropout_pool1_riemann_trapezoid_50",
+        "x_deep_mlp",
+    ] {
+        let exact = cases
+            .iter()
+            .find(|e| e.case.name() == name)
+            .expect("the case");
+        let raw = std::fs::read_to_string(dir().join(format!("{name}.json"))).unwrap();
+        let masked = raw.replace("\"type\": \"relu\"", "\"type\": \"relu_mask\"");
+        assert_ne!(raw, masked, "{name} has ReLU layers");
+        let path = std::env::temp_dir().join(format!("influence-exact-{name}-relu-mask.json"));
+        std::fs::write(&path, masked).unwrap();
+        let case = load_file(&path).unwrap().remove(0);
+        let _ = std::fs::remove_file(&path);
+        for (method, reference) in &exact.methods {
+            runs += 1;
+            let ok = check::<B>(
+                device,
+                backend,
+                "relu_mask ",
+                &case,
+                method,
+                None,
+                reference,
+                &exact.output_difference,
+            );
+            failed += usize::from(!ok);
         }
     }
     // Quantities applied outside the traced forward: their own kinks would go unseen.
@@ -282,9 +437,8 @@ fn run<B: AutodiffBackend>(
         }
     }
     println!(
-        "exact: {} cases × {} chunkings, {refusals}/{} refusals, {failed} failed ({backend})",
+        "exact: {} cases, {runs} runs of 3 methods, {refusals}/{} refusals, {failed} failed ({backend})",
         cases.len(),
-        chunkings.len(),
         refused.len()
     );
     failed
@@ -299,19 +453,25 @@ fn main() -> ExitCode {
     #[cfg(feature = "flex")]
     if wanted("flex") {
         use burn_influence::flex;
-        failed += run::<flex::Backend>(&flex::device(), flex::NAME, &[None, Some(7)]);
+        failed += run::<flex::Backend>(
+            &flex::device(),
+            flex::NAME,
+            &[None, Some(7)],
+            &[None, Some(7)],
+        );
     }
     #[cfg(feature = "ndarray")]
     if wanted("ndarray") {
         use burn_influence::ndarray;
-        failed += run::<ndarray::Backend>(&ndarray::device(), ndarray::NAME, &[None, Some(7)]);
+        failed +=
+            run::<ndarray::Backend>(&ndarray::device(), ndarray::NAME, &[None, Some(7)], &[None]);
     }
     #[cfg(feature = "wgpu")]
     if wanted("wgpu") {
         use burn_influence::wgpu;
         // One chunking: the partition's logic is the backend's only through its values, and
         // each pass of lavapipe (software Vulkan, in CI) costs more.
-        failed += run::<wgpu::Backend>(&wgpu::device(), wgpu::NAME, &[None]);
+        failed += run::<wgpu::Backend>(&wgpu::device(), wgpu::NAME, &[None], &[None]);
     }
     let _ = wanted;
     if failed == 0 {

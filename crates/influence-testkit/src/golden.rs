@@ -556,17 +556,50 @@ pub fn run_exact_explaining<B: AutodiffBackend>(
     internal_batch_size: Option<usize>,
     quantity: Option<influence_core::Quantity<influence_core::Eval<B>>>,
 ) -> Result<influence_core::ExactAttribution<B::InnerBackend>, InfluenceError> {
+    run_exact_method::<B>(
+        case,
+        device,
+        internal_batch_size,
+        "internal_influence",
+        quantity,
+    )
+}
+
+/// [`run_exact_explaining`] with another layer method: `"internal_influence"`,
+/// `"layer_conductance"` or `"layer_integrated_gradients"` (with `multiply_by_inputs`, its
+/// default).
+///
+/// # Errors
+/// As [`run_exact`]; [`InfluenceError::NotForMethod`] for another method name.
+pub fn run_exact_method<B: AutodiffBackend>(
+    case: &Case,
+    device: &B::Device,
+    internal_batch_size: Option<usize>,
+    method: &str,
+    quantity: Option<influence_core::Quantity<influence_core::Eval<B>>>,
+) -> Result<influence_core::ExactAttribution<B::InnerBackend>, InfluenceError> {
     let Case::Sequential(c) = case else {
         return Err(InfluenceError::NoInputs);
     };
     let model = Sequential::<B>::from_specs(&c.model.layers, device);
     let baselines = baselines_of::<B>(c, device);
     let target = c.target.as_ref().map(Target::from).unwrap_or_default();
-    let mut call = InternalInfluence::new(&model, c.layer.as_str())?
-        .attribute(c.inputs.act::<B>(device))
-        .baselines(baselines)
-        .target(target)
-        .attribute_to_layer_input(c.attribute_to_layer_input);
+    let x = c.inputs.act::<B>(device);
+    let layer = c.layer.as_str();
+    let mut call = match method {
+        "internal_influence" => InternalInfluence::new(&model, layer)?.attribute(x),
+        "layer_conductance" => LayerConductance::new(&model, layer)?.attribute(x),
+        "layer_integrated_gradients" => LayerIntegratedGradients::new(&model, layer)?.attribute(x),
+        _ => {
+            return Err(InfluenceError::NotForMethod {
+                option: "run_exact",
+                method: "an unknown method",
+            });
+        }
+    }
+    .baselines(baselines)
+    .target(target)
+    .attribute_to_layer_input(c.attribute_to_layer_input);
     if let Some(m) = internal_batch_size {
         call = call.internal_batch_size(m);
     }

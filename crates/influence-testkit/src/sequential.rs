@@ -73,6 +73,9 @@ pub enum LayerSpec {
         bias: Option<Data>,
     },
     Relu,
+    /// ReLU written as a comparison and a mask (`x.mask_fill(x.lower_equal_elem(0), 0)`), as
+    /// some models write it: not a golden type; the exact method's tests use it.
+    ReluMask,
     Tanh,
     Sigmoid,
     Gelu,
@@ -133,6 +136,8 @@ pub struct NamedLayer {
 pub enum Op {
     /// ReLU.
     Relu,
+    /// ReLU as a comparison and a mask.
+    ReluMask,
     /// tanh.
     Tanh,
     /// Logistic sigmoid.
@@ -323,6 +328,7 @@ impl<B: Backend> Layer<B> {
             }
             LayerSpec::Dropout { p } => Ok(Layer::Dropout(DropoutConfig::new(*p).init())),
             LayerSpec::Relu => Err(Op::Relu),
+            LayerSpec::ReluMask => Err(Op::ReluMask),
             LayerSpec::Tanh => Err(Op::Tanh),
             LayerSpec::Sigmoid => Err(Op::Sigmoid),
             LayerSpec::Gelu => Err(Op::Gelu),
@@ -370,6 +376,10 @@ impl Op {
     pub fn forward<B: Backend>(self, x: Act<B>) -> Act<B> {
         match self {
             Op::Relu => each_rank!(x, |t| relu(t)),
+            Op::ReluMask => each_rank!(x, |t| {
+                let negative = t.clone().lower_equal_elem(0.0);
+                t.mask_fill(negative, 0.0)
+            }),
             Op::Tanh => each_rank!(x, |t| tanh(t)),
             Op::Sigmoid => each_rank!(x, |t| sigmoid(t)),
             Op::Gelu => each_rank!(x, |t| gelu_exact(t)),
