@@ -34,13 +34,15 @@ where
     ///   The operations below the layer must be piecewise linear too (the check does not
     ///   know where the layer is), though their values do not change along this path.
     ///
-    /// The pieces are found by batched bisection on the activation patterns (every
-    /// comparison, ReLU side and max-pool winner of the forward, recorded by the backend
-    /// decorator): a segment whose ends share one pattern is affine throughout, because the
-    /// inputs sharing a pattern form a convex set. Breakpoints are located to within 2⁻²⁴ of
-    /// α. Each round of bisection is one forward (untracked) of every open segment's
-    /// midpoint; the integral is one forward/backward pass per chunk of pieces (Layer
-    /// Conductance adds one forward of the pieces' ends). The call's `internal_batch_size`
+    /// The pieces are found from the activation patterns (every comparison, ReLU side and
+    /// max-pool winner of the forward, recorded by the backend decorator): a segment whose
+    /// ends share one pattern is affine throughout, because the inputs sharing a pattern
+    /// form a convex set. Segments whose ends differ are split in batched rounds of
+    /// untracked forwards: at the zero crossings of the first differing ReLU (leaky ReLU,
+    /// PReLU, absolute value), predicted from its input at the ends and confirmed by the
+    /// patterns around each (ExactLine's step), else at the midpoint, down to 2⁻²⁴ of α. The
+    /// integral is one forward/backward pass per chunk of pieces (Layer Conductance adds one
+    /// forward of the pieces' ends). The call's `internal_batch_size`
     /// bounds every pass's rows (without it, 100 points of each example's path per pass);
     /// `n_steps`, `method`, `threads` and `progress` are not used (one thread; no progress
     /// calls).
@@ -95,13 +97,15 @@ pub struct ExactAttribution<B: Backend> {
     /// The attribution, as [`AttributeCall::run`] gives it.
     pub attribution: Attribution<B>,
     /// The affine pieces of each example's path, `[batch]` (for Layer Integrated Gradients,
-    /// of its path in the layer's space): the runs of one activation pattern along it, at the resolution [`MIN_PIECE_WIDTH`](crate::MIN_PIECE_WIDTH) in α
-    /// (closer breakpoints count as one; float32 cannot order values closer than their
-    /// rounding).
+    /// of its path in the layer's space): the runs of one activation pattern along it, at
+    /// the resolution [`MIN_PIECE_WIDTH`](crate::MIN_PIECE_WIDTH) in α (closer breakpoints
+    /// count as one; float32 cannot order values closer than their rounding).
     pub pieces: Vec<usize>,
     /// Each example's breakpoints: the α in `(0, 1)` where one piece ends and the next
     /// begins, sorted, `pieces[i] − 1` of them: each within 2⁻²⁴ of where float32 puts
-    /// it (float32 rounding moves a shallow zero crossing by up to about 1e-5).
+    /// it, or at a predicted crossing that float32 confirmed within
+    /// [`MIN_PIECE_WIDTH`](crate::MIN_PIECE_WIDTH)
+    /// (float32 rounding moves a shallow zero crossing by up to about 1e-5).
     pub breakpoints: Vec<Vec<f64>>,
     /// The passes the call ran: traced forwards (for the partition) and forward/backward
     /// passes (for the integral).

@@ -53,6 +53,13 @@ pub(crate) struct Trace {
     /// Each outcome's shape and the index in [`ops`](Self::ops) of the operation that made
     /// it.
     pub made_by: Vec<(Vec<usize>, usize)>,
+    /// Per outcome, when the trace keeps its value ([`start_keeping`]) and the operation has its
+    /// kink where its input is zero ([`ZERO_KINKED`]): that input, a boxed `FloatTensor`
+    /// of the traced backend's inner backend (the exact method predicts where it crosses
+    /// zero).
+    pub values: Vec<Option<Box<dyn Any>>>,
+    /// Which outcomes' [`values`](Self::values) to keep, by index.
+    keep: Vec<bool>,
 }
 
 std::thread_local! {
@@ -62,6 +69,17 @@ std::thread_local! {
 /// Starts a trace on this thread (dropping one left running).
 pub(crate) fn start() {
     TRACE.with(|t| *t.borrow_mut() = Some(Trace::default()));
+}
+
+/// Starts a trace that also keeps the inputs of the [`ZERO_KINKED`] operations whose
+/// outcomes (by index) are marked in `keep` ([`Trace::values`]).
+pub(crate) fn start_keeping(keep: Vec<bool>) {
+    TRACE.with(|t| {
+        *t.borrow_mut() = Some(Trace {
+            keep,
+            ..Trace::default()
+        })
+    });
 }
 
 /// Ends this thread's trace and returns it.
@@ -90,6 +108,11 @@ pub(crate) const KINKED: [&str; 7] = [
     "float_clamp_max",
 ];
 
+/// The kinked operations whose kink is where their input is zero (ReLU, leaky ReLU, PReLU,
+/// absolute value): along a segment of the path on which the operations before them keep
+/// their pattern, their input is affine, and its zeros are the breakpoints.
+pub(crate) const ZERO_KINKED: [&str; 4] = ["relu", "leaky_relu", "prelu", "float_abs"];
+
 /// What [`operands`] keeps for the outcome: the input of a kinked operation.
 pub struct Token<B: Backend>(FloatTensor<B>);
 
@@ -107,7 +130,7 @@ pub fn operands<B: Backend>(name: &'static str, xs: &[&FloatTensor<B>]) -> Optio
         .flatten()
 }
 
-fn push<B: Backend>(pattern: PatternOf<B>) {
+fn push<B: Backend>(pattern: PatternOf<B>, value: Option<FloatTensor<B>>) {
     let shape = match &pattern {
         Pattern::Sign(f) => f.shape(),
         Pattern::Bool(b) => b.shape(),
@@ -118,24 +141,29 @@ fn push<B: Backend>(pattern: PatternOf<B>) {
             let op = t.ops.len().saturating_sub(1);
             t.made_by.push((shape.to_vec(), op));
             t.patterns.push(Box::new(pattern));
+            let keep = t.keep.get(t.patterns.len() - 1).copied().unwrap_or(false);
+            let value = value.filter(|_| keep).map(|v| Box::new(v) as Box<dyn Any>);
+            t.values.push(value);
         }
     });
 }
 
-/// A float result: for a kinked operation, records `output − input`.
-pub fn float_outcome<B: Backend>(_name: &'static str, token: Option<Token<B>>, r: &FloatTensor<B>) {
+/// A float result: for a kinked operation, records `output − input` (and, for a
+/// [`ZERO_KINKED`] one in a trace that keeps values, the input).
+pub fn float_outcome<B: Backend>(name: &'static str, token: Option<Token<B>>, r: &FloatTensor<B>) {
     if let Some(Token(x)) = token {
+        let value = ZERO_KINKED.contains(&name).then(|| x.clone());
         // `B`'s own operation: not traced (only the decorator's are).
-        push::<B>(Pattern::Sign(B::float_sub(r.clone(), x)));
+        push::<B>(Pattern::Sign(B::float_sub(r.clone(), x)), value);
     }
 }
 
 /// A bool result (a comparison): the result is the pattern.
 pub fn bool_outcome<B: Backend>(_name: &'static str, _token: Option<Token<B>>, r: &BoolTensor<B>) {
-    push::<B>(Pattern::Bool(r.clone()));
+    push::<B>(Pattern::Bool(r.clone()), None);
 }
 
 /// An int result (arg-max, arg-min, a max pool's indices): the result is the pattern.
 pub fn int_outcome<B: Backend>(_name: &'static str, _token: Option<Token<B>>, r: &IntTensor<B>) {
-    push::<B>(Pattern::Int(r.clone()));
+    push::<B>(Pattern::Int(r.clone()), None);
 }

@@ -23,17 +23,34 @@
 //! or a quotient of two input-dependent values, or any operation this module does not know —
 //! is [`InfluenceError::NotPiecewiseLinear`].
 //!
-//! **Partition.** Batched bisection: every round evaluates the midpoints of all open segments
-//! of all examples in one traced forward (chunked by `internal_batch_size`), and closes each
-//! half whose ends have equal patterns. A segment shorter than [`RESOLUTION`] whose ends still
-//! differ holds a breakpoint within `2⁻²⁴` of α (a *cell*); it joins the piece before it, so
-//! breakpoints closer than that count as one, and a pattern that holds at a single point
-//! (every pre-activation exactly zero at a zero baseline) makes no piece of its own (the
-//! error is below the cell's width times the gradient's jump). Adjacent closed segments with
-//! one pattern merge into one piece. Last, breakpoints within [`MIN_PIECE_WIDTH`] (2⁻¹⁸) of
-//! the first of a run merge into one, and those that close to an end of the path are
-//! dropped: float32 rounding makes values that tie at a point (every max-pool window at a
-//! zero baseline) flicker over a few 1e-6 of α, where exact arithmetic has one breakpoint.
+//! **Partition.** Batched rounds; each evaluates points of every open segment of every
+//! example in traced forwards (chunked by `internal_batch_size`), and closes each part whose
+//! ends have equal patterns.
+//!
+//! - *Predicted splits* (ExactLine's own step). When a segment's ends differ first at an
+//!   operation kinked at zero (ReLU, leaky ReLU, PReLU, absolute value), every outcome before
+//!   it is the same at both ends, so the segment lies in one region of those (the inputs
+//!   sharing a prefix of the pattern form a convex set) where that operation's input is
+//!   affine in α: its zero crossings, from its values at the two ends (one forward of the
+//!   ends that keeps them, [`KEPT_BUDGET`] bytes at most per round), are breakpoints. Each
+//!   gets a *cell* of [`CELL`] of the segment (at least [`CELL_MIN`]) on either side, whose
+//!   two ends are evaluated: a *hit* (their patterns differ) closes the cell as two pieces'
+//!   ends, split at the prediction; a *miss* (float32 put the crossing elsewhere) makes the
+//!   next split of the parts beside it a halving. One round finds every crossing of one
+//!   layer, so a ReLU network takes a few rounds per layer instead of ~20 halvings per
+//!   breakpoint.
+//! - *Halving* otherwise (a max-pool winner, a comparison, a clamp, or after a miss): the
+//!   midpoint. A segment shorter than [`RESOLUTION`] whose ends still differ holds a
+//!   breakpoint within `2⁻²⁴` of α (a cell); it joins the piece before it, so breakpoints
+//!   closer than that count as one, and a pattern that holds at a single point (every
+//!   pre-activation exactly zero at a zero baseline) makes no piece of its own (the error is
+//!   below the cell's width times the gradient's jump).
+//!
+//! Adjacent closed segments with one pattern merge into one piece. Last, breakpoints within
+//! [`MIN_PIECE_WIDTH`] (2⁻¹⁸) of the first of a run merge into one, and those that close to
+//! an end of the path are dropped: float32 rounding makes values that tie at a point (every
+//! max-pool window at a zero baseline) flicker over a few 1e-6 of α, where exact arithmetic
+//! has one breakpoint.
 //!
 //! **Which patterns.** Two traced forwards, of `batch` rows at α = 0 and of `2·batch` rows
 //! at α = 0 and 1, classify every recorded outcome: one made from parameters alone (its
@@ -44,6 +61,8 @@
 //! **Integral.** One gradient pass per chunk of pieces, each row at its piece's midpoint,
 //! weighted by the piece's length (Layer Conductance: by the layer's change over the piece,
 //! from one more untracked forward of the pieces' ends).
+
+use std::sync::Arc;
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, TensorPrimitive};
 use burn_backend::{Shape, TensorMetadata};
@@ -314,7 +333,25 @@ fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31)
 }
 
-/// A 64-bit hash of each row's whole pattern, for a traced forward of `rows` rows: each
+/// Each row's pattern: a 64-bit hash of the whole, and one of each recorded outcome (0 for
+/// those of [`Kind::Parameter`]), in the order of the forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowPattern {
+    hash: u64,
+    parts: Arc<[u64]>,
+}
+
+impl RowPattern {
+    /// The first outcome on which `self` and `other` differ.
+    fn first_difference(&self, other: &Self) -> Option<usize> {
+        self.parts
+            .iter()
+            .zip(other.parts.iter())
+            .position(|(x, y)| x != y)
+    }
+}
+
+/// The pattern of each row of a traced forward of `rows` rows ([`RowPattern`]): each
 /// recorded outcome of [`Kind::PerRow`] is cut into `rows` contiguous parts, one per row;
 /// those of [`Kind::Parameter`] are skipped.
 ///
@@ -322,13 +359,29 @@ fn mix(h: u64, v: u64) -> u64 {
 /// [`InfluenceError::Read`] when an outcome cannot be read back;
 /// [`InfluenceError::NotPiecewiseLinear`] when the forward recorded other outcomes than the
 /// checked ones (its operations depend on the values).
+fn row_patterns<B: AutodiffBackend>(
+    trace: Trace,
+    rows: usize,
+    kinds: &[Kind],
+) -> Result<Vec<RowPattern>, InfluenceError> {
+    let hashes = row_hashes::<B>(trace, rows, kinds)?;
+    Ok(hashes
+        .into_iter()
+        .map(|parts| RowPattern {
+            hash: parts.iter().fold(0, |h, &p| mix(h, p)),
+            parts: parts.into(),
+        })
+        .collect())
+}
+
+/// [`row_patterns`]' per-outcome hashes, `[rows][outcomes]`.
 fn row_hashes<B: AutodiffBackend>(
     trace: Trace,
     rows: usize,
     kinds: &[Kind],
-) -> Result<Vec<u64>, InfluenceError> {
+) -> Result<Vec<Vec<u64>>, InfluenceError> {
     let read_err = |e: burn::tensor::DataError| InfluenceError::Read(format!("{e:?}"));
-    let mut hashes = vec![0u64; rows];
+    let mut hashes = vec![vec![0u64; kinds.len()]; rows];
     if trace.patterns.len() != kinds.len() {
         return Err(InfluenceError::NotPiecewiseLinear {
             op: "a comparison".to_string(),
@@ -399,26 +452,152 @@ fn row_hashes<B: AutodiffBackend>(
         let seed = mix(index as u64 + 1, width as u64);
         for (row, h) in hashes.iter_mut().enumerate() {
             let part = &values[row * width..(row + 1) * width];
-            *h = mix(*h, part.iter().fold(seed, |acc, &v| mix(acc, v)));
+            h[index] = part.iter().fold(seed, |acc, &v| mix(acc, v));
         }
     }
     Ok(hashes)
 }
 
-/// A segment `[a, b]` of one example's path with its ends' pattern hashes.
-#[derive(Debug, Clone, Copy)]
+/// Values of every row of a forward, one width each: `(values, width)`.
+type RowValues = (Vec<f32>, usize);
+
+/// The values a trace kept ([`trace::start_keeping`]) of the outcomes marked in `wanted`,
+/// each as `rows` contiguous parts of one width: `[outcome] -> (values, width)`.
+///
+/// # Errors
+/// [`InfluenceError::Read`] when a value cannot be read back or does not split into rows.
+fn kept_values<B: AutodiffBackend>(
+    values: Vec<Option<Box<dyn std::any::Any>>>,
+    rows: usize,
+    wanted: &[bool],
+) -> Result<Vec<Option<RowValues>>, InfluenceError> {
+    let read_err = |e: burn::tensor::DataError| InfluenceError::Read(format!("{e:?}"));
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let Some(value) = value.filter(|_| wanted.get(index) == Some(&true)) else {
+                return Ok(None);
+            };
+            let Ok(f) = value.downcast::<burn_backend::tensor::FloatTensor<B>>() else {
+                return Ok(None);
+            };
+            let n = f.shape().num_elements();
+            let t = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(B::float_reshape(
+                *f,
+                Shape::new([n]),
+            )));
+            let v = t
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .map_err(read_err)?;
+            if !v.len().is_multiple_of(rows) {
+                return Err(InfluenceError::Read(format!(
+                    "a kept value of {} elements for {rows} rows",
+                    v.len()
+                )));
+            }
+            let width = v.len() / rows;
+            Ok(Some((v, width)))
+        })
+        .collect()
+}
+
+/// A segment `[a, b]` of one example's path with its ends' patterns.
+#[derive(Debug, Clone)]
 struct Segment {
     a: f64,
     b: f64,
-    ha: u64,
-    hb: u64,
+    pa: RowPattern,
+    pb: RowPattern,
+    /// Whether its next split may be predicted (see [`predicted_cells`]); false after a
+    /// prediction missed, so that every other split of a lineage is at least a halving.
+    predict: bool,
 }
 
 impl Segment {
     fn mid(&self) -> f64 {
         0.5 * (self.a + self.b)
     }
+
+    /// Whether its ends have one pattern (so has all of it, by convexity).
+    fn uniform(&self) -> bool {
+        self.pa.hash == self.pb.hash
+    }
 }
+
+/// A predicted breakpoint ([`predicted_cells`]): the cell `[lo, hi]` around the crossing
+/// (or the run of crossings) at `t`, and how wide the run is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    lo: f64,
+    hi: f64,
+    t: f64,
+    /// From the first crossing of the run to the last (0 for one crossing).
+    run: f64,
+}
+
+/// Where a segment whose ends differ first at an outcome of an operation kinked at zero
+/// (ReLU, leaky ReLU, PReLU, absolute value) has its breakpoints, from that operation's input
+/// at the two ends, `za` and `zb` (ExactLine's step: Sotoudeh & Thakur 2019). Every outcome
+/// before it is the same at both ends, so the segment lies in one region of those (the inputs
+/// sharing a prefix of the pattern form a convex set), where the operation's input is affine
+/// in α: each element that changes sign crosses zero once, at `a + (b − a) · za/(za − zb)`,
+/// and each such crossing is a breakpoint. float32 places the crossing of the model's own
+/// forward within rounding of that: each cell spans [`CELL`] of the segment (at least
+/// [`RESOLUTION`]) on either side, and the two points that end it are evaluated to confirm
+/// the breakpoint (a *hit*: their patterns differ). Overlapping cells are joined. Returns the
+/// cells, sorted; empty when no element changes sign strictly or a cell would reach an end of
+/// the segment.
+fn predicted_cells(s: &Segment, za: &[f32], zb: &[f32]) -> Vec<Cell> {
+    if za.len() != zb.len() {
+        return Vec::new();
+    }
+    let mut t: Vec<f64> = za
+        .iter()
+        .zip(zb)
+        .filter(|&(&x, &y)| (x < 0.0 && y > 0.0) || (x > 0.0 && y < 0.0))
+        .map(|(&x, &y)| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            s.a + (s.b - s.a) * (x / (x - y))
+        })
+        .filter(|t| t.is_finite())
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let w = (CELL * (s.b - s.a)).max(CELL_MIN);
+    let mut runs: Vec<(f64, f64)> = Vec::new();
+    for t in t.into_iter().filter(|&t| t > s.a && t < s.b) {
+        match runs.last_mut() {
+            Some(last) if t - w <= last.1 + w => last.1 = t,
+            _ => runs.push((t, t)),
+        }
+    }
+    // Each cell reaches at most halfway to the segment's ends, so that it lies inside.
+    runs.into_iter()
+        .map(|(first, last)| Cell {
+            lo: (first - w).max(0.5 * (s.a + first)),
+            hi: (last + w).min(0.5 * (last + s.b)),
+            t: 0.5 * (first + last),
+            run: last - first,
+        })
+        .filter(|c| c.lo > s.a && c.hi < s.b && c.lo < c.t && c.t < c.hi)
+        .collect()
+}
+
+/// The half-width of a predicted cell ([`predicted_cells`]), relative to its segment: the
+/// float32 rounding of the ends' values moves a predicted crossing by about their rounding
+/// over the slope, a few 1e-7 of the segment.
+const CELL: f64 = 1.0 / (1u64 << 20) as f64;
+
+/// The most bytes of kept values ([`Call::evaluate`]) one round of the partition holds on
+/// the host: a model whose kinked layers are large (a ResNet at 224×224: 3 MB per row at
+/// its first ReLU) predicts the crossings of as many segments as fit, and halves the rest.
+const KEPT_BUDGET: usize = 256 << 20;
+
+/// The least half-width of a predicted cell, in α: a quarter of [`MIN_PIECE_WIDTH`], so
+/// that crossings joined into one cell are within the partition's resolution.
+const CELL_MIN: f64 = MIN_PIECE_WIDTH / 4.0;
 
 /// Closed segments, sorted, merged into pieces; returns the interior breakpoints between
 /// them. A segment whose ends have one pattern has it
@@ -433,7 +612,7 @@ fn merge(mut closed: Vec<Segment>) -> Vec<f64> {
     // (start, end, the pattern; `None` while the piece is only cells)
     let mut pieces: Vec<(f64, f64, Option<u64>)> = Vec::with_capacity(closed.len());
     for s in closed {
-        let pattern = (s.ha == s.hb).then_some(s.ha);
+        let pattern = s.uniform().then_some(s.pa.hash);
         match (pieces.last_mut(), pattern) {
             (Some(p), None) => p.1 = s.b,
             (Some(p), Some(h)) if p.2.is_none_or(|q| q == h) => {
@@ -533,20 +712,25 @@ where
         }
     }
 
-    /// A forward at `points` ([`exact_inputs`](Self::exact_inputs)) with a trace running:
+    /// A forward at `points` ([`exact_inputs`](Self::exact_inputs)) with a trace running
+    /// (`keep`: keeping the inputs of the operations kinked at zero whose outcomes it marks):
     /// the output and the trace.
     fn traced(
         &self,
         model: &M,
         points: &[At],
         ends: Option<&Endpoints<B>>,
+        keep: Option<Vec<bool>>,
     ) -> Result<(AnyTensor<B>, Trace), InfluenceError> {
         let batch = self.path.batch();
         let (x, mut probe) = self.exact_inputs(points, ends, false);
         let expansion = Expansion::new(batch, points.len());
         let forward = quietly(|| {
             let args = self.args.expand(&expansion);
-            trace::start();
+            match keep {
+                Some(keep) => trace::start_keeping(keep),
+                None => trace::start(),
+            }
             let output = model.forward_probed(x, &args, &mut probe);
             let trace = trace::finish().unwrap_or_default();
             (output, trace)
@@ -562,26 +746,66 @@ where
         })
     }
 
-    /// The pattern hashes of the rows `(example, α)` of `points` (each [`At::Rows`]),
-    /// `rows_per_pass` rows at most per traced forward; returns `hashes[point][example]`.
-    fn pattern_hashes(
+    /// The patterns of the rows `(example, α)` of `points` (each [`At::Rows`]),
+    /// `steps_per_pass` points at most per traced forward; returns `patterns[point][example]`,
+    /// and with `want` (`[point][example]`: an outcome whose kept value the caller needs)
+    /// that value's part of each such row (`[point][example]`).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn evaluate(
         &self,
         model: &M,
         points: &[At],
         steps_per_pass: usize,
         kinds: &[Kind],
         ends: Option<&Endpoints<B>>,
+        want: Option<&[Vec<Option<usize>>]>,
         passes: &mut usize,
-    ) -> Result<Vec<Vec<u64>>, InfluenceError> {
+    ) -> Result<(Vec<Vec<RowPattern>>, Vec<Vec<Option<Vec<f32>>>>), InfluenceError> {
         let batch = self.path.batch();
+        let per = steps_per_pass.max(1);
         let mut out = Vec::with_capacity(points.len());
-        for chunk in points.chunks(steps_per_pass.max(1)) {
-            let (_, trace) = self.traced(model, chunk, ends)?;
+        let mut kept = Vec::new();
+        let mut held = 0usize;
+        for (c, chunk) in points.chunks(per).enumerate() {
+            let want = want.map(|w| &w[c * per..c * per + chunk.len()]);
+            let wanted = want.map(|want| {
+                let mut wanted = vec![false; kinds.len()];
+                for op in want.iter().flatten().flatten() {
+                    if let Some(w) = wanted.get_mut(*op) {
+                        *w = true;
+                    }
+                }
+                wanted
+            });
+            let (_, mut trace) = self.traced(model, chunk, ends, wanted.clone())?;
             *passes += 1;
-            let hashes = row_hashes::<B>(trace, chunk.len() * batch, kinds)?;
-            out.extend(hashes.chunks(batch).map(<[u64]>::to_vec));
+            let rows = chunk.len() * batch;
+            if let (Some(want), Some(wanted)) = (want, wanted) {
+                let values = kept_values::<B>(std::mem::take(&mut trace.values), rows, &wanted)?;
+                for (k, per_example) in want.iter().enumerate() {
+                    kept.push(
+                        per_example
+                            .iter()
+                            .enumerate()
+                            .map(|(i, op)| {
+                                let (v, width) = values.get((*op)?)?.as_ref()?;
+                                // Past the budget, a segment is halved instead.
+                                let bytes = width * std::mem::size_of::<f32>();
+                                if held + bytes > KEPT_BUDGET {
+                                    return None;
+                                }
+                                held += bytes;
+                                let row = k * batch + i;
+                                Some(v[row * width..(row + 1) * width].to_vec())
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            let patterns = row_patterns::<B>(trace, rows, kinds)?;
+            out.extend(patterns.chunks(batch).map(<[RowPattern]>::to_vec));
         }
-        Ok(out)
+        Ok((out, kept))
     }
 
     /// The exact integral of the call's layers (see the [module docs](self)): their running
@@ -632,8 +856,8 @@ where
         // validation forward's rows at α = 0, which ran beside other rows (an output that
         // depends on the other examples of its forward is `NotInferenceFunction`); in layer
         // space the validation forward took that reading.
-        let (output, small) = self.traced(model, &[At::Alpha(0.0)], ends)?;
-        let (_, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)], ends)?;
+        let (output, small) = self.traced(model, &[At::Alpha(0.0)], ends, None)?;
+        let (_, large) = self.traced(model, &[At::Alpha(0.0), At::Alpha(1.0)], ends, None)?;
         let mut passes = 2;
         let kinds = check_piecewise_linear(&small, &large, batch)?;
         let guard = match layer_guard {
@@ -649,57 +873,252 @@ where
                 )
             }
         };
-        let end_hashes = row_hashes::<B>(large, 2 * batch, &kinds)?;
+        // The outcomes of operations kinked at zero, whose crossings can be predicted.
+        let zero_kinked: Vec<bool> = small
+            .made_by
+            .iter()
+            .map(|(_, op)| trace::ZERO_KINKED.contains(&small.ops[*op].name))
+            .collect();
+        let end_patterns = row_patterns::<B>(large, 2 * batch, &kinds)?;
 
-        // The partition, by batched bisection.
+        // The partition, in batched rounds: every open segment is split at a predicted
+        // breakpoint where it can be (`predicted_split`), else halved.
         let mut open: Vec<Vec<Segment>> = Vec::with_capacity(batch);
         let mut closed: Vec<Vec<Segment>> = vec![Vec::new(); batch];
         for i in 0..batch {
             let s = Segment {
                 a: 0.0,
                 b: 1.0,
-                ha: end_hashes[i],
-                hb: end_hashes[batch + i],
+                pa: end_patterns[i].clone(),
+                pb: end_patterns[batch + i].clone(),
+                predict: true,
             };
-            if s.ha == s.hb {
+            if s.uniform() {
                 closed[i].push(s);
                 open.push(Vec::new());
             } else {
                 open.push(vec![s]);
             }
         }
-        while open.iter().any(|o| !o.is_empty()) {
-            let steps = open.iter().map(Vec::len).max().unwrap_or(0);
-            let points: Vec<At> = (0..steps)
-                .map(|k| {
+        let rows_of = |lists: &[Vec<f64>]| -> Vec<At> {
+            let steps = lists.iter().map(Vec::len).max().unwrap_or(0);
+            (0..steps)
+                .map(|r| {
                     At::Rows(
-                        open.iter()
-                            .map(|o| o.get(k).map_or(0.5, Segment::mid))
+                        lists
+                            .iter()
+                            .map(|l| l.get(r).copied().unwrap_or(0.5))
                             .collect(),
                     )
                 })
+                .collect()
+        };
+        while open.iter().any(|o| !o.is_empty()) {
+            // Segments that differ first at an operation kinked at zero: that operation's
+            // input at both ends, from one traced forward of the ends (keeping values).
+            let firsts: Vec<Vec<Option<usize>>> = open
+                .iter()
+                .map(|segments| {
+                    segments
+                        .iter()
+                        .map(|s| {
+                            s.predict
+                                .then(|| s.pa.first_difference(&s.pb))
+                                .flatten()
+                                .filter(|&k| zero_kinked.get(k) == Some(&true))
+                        })
+                        .collect()
+                })
                 .collect();
-            let mids =
-                self.pattern_hashes(model, &points, steps_per_pass, &kinds, ends, &mut passes)?;
+            let ends_at: Vec<Vec<(f64, usize)>> = open
+                .iter()
+                .zip(&firsts)
+                .map(|(segments, firsts)| {
+                    segments
+                        .iter()
+                        .zip(firsts)
+                        .filter_map(|(s, k)| k.map(|k| [(s.a, k), (s.b, k)]))
+                        .flatten()
+                        .collect()
+                })
+                .collect();
+            let kept = if ends_at.iter().any(|l| !l.is_empty()) {
+                let lists: Vec<Vec<f64>> = ends_at
+                    .iter()
+                    .map(|l| l.iter().map(|e| e.0).collect())
+                    .collect();
+                let points = rows_of(&lists);
+                let want: Vec<Vec<Option<usize>>> = (0..points.len())
+                    .map(|r| ends_at.iter().map(|l| l.get(r).map(|e| e.1)).collect())
+                    .collect();
+                let (_, kept) = self.evaluate(
+                    model,
+                    &points,
+                    steps_per_pass,
+                    &kinds,
+                    ends,
+                    Some(&want),
+                    &mut passes,
+                )?;
+                kept
+            } else {
+                Vec::new()
+            };
+            // Each open segment's predicted cells, or none (then it is halved).
+            let predicted: Vec<Vec<Vec<Cell>>> = open
+                .iter()
+                .zip(&firsts)
+                .enumerate()
+                .map(|(i, (segments, firsts))| {
+                    let mut r = 0;
+                    segments
+                        .iter()
+                        .zip(firsts)
+                        .map(|(s, k)| {
+                            let cells = k
+                                .and_then(|_| {
+                                    let za = kept.get(r)?.get(i)?.as_deref()?;
+                                    let zb = kept.get(r + 1)?.get(i)?.as_deref()?;
+                                    Some(predicted_cells(s, za, zb))
+                                })
+                                .unwrap_or_default();
+                            if k.is_some() {
+                                r += 2;
+                            }
+                            cells
+                        })
+                        .collect()
+                })
+                .collect();
+            // The points to evaluate: the two ends of each cell, or the midpoint.
+            let splits: Vec<Vec<Vec<f64>>> = open
+                .iter()
+                .zip(&predicted)
+                .map(|(segments, predicted)| {
+                    segments
+                        .iter()
+                        .zip(predicted)
+                        .map(|(s, cells)| {
+                            if cells.is_empty() {
+                                vec![s.mid()]
+                            } else {
+                                cells.iter().flat_map(|c| [c.lo, c.hi]).collect()
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            // Each predicted cell is at least one more piece.
+            for (i, per) in splits.iter().enumerate() {
+                let pieces = per.iter().map(|p| p.len() / 2 + 1).sum::<usize>();
+                if pieces > max_pieces {
+                    return Err(InfluenceError::TooManyPieces {
+                        example: i,
+                        pieces,
+                        max: max_pieces,
+                    });
+                }
+            }
+            let lists: Vec<Vec<f64>> = splits
+                .iter()
+                .map(|per| per.iter().flatten().copied().collect())
+                .collect();
+            let points = rows_of(&lists);
+            let (patterns, _) = self.evaluate(
+                model,
+                &points,
+                steps_per_pass,
+                &kinds,
+                ends,
+                None,
+                &mut passes,
+            )?;
             for (i, segments) in open.iter_mut().enumerate() {
                 let mut next = Vec::with_capacity(2 * segments.len());
-                for (k, s) in segments.iter().enumerate() {
-                    let (m, hm) = (s.mid(), mids[k][i]);
-                    for half in [
-                        Segment {
+                let mut r = 0;
+                for ((s, at), cells) in segments.iter().zip(&splits[i]).zip(&predicted[i]) {
+                    let found: Vec<RowPattern> = at
+                        .iter()
+                        .map(|_| {
+                            r += 1;
+                            patterns[r - 1][i].clone()
+                        })
+                        .collect();
+                    let mut children = Vec::with_capacity(found.len() / 2 + 2);
+                    if !cells.is_empty() {
+                        // Around predicted breakpoints. A hit cell (other patterns at its
+                        // ends) is closed as two pieces' ends, split at the prediction, when
+                        // it holds one crossing or a run narrower than `MIN_PIECE_WIDTH`
+                        // (which count as one); a wider run stays open, to be split further.
+                        // A miss (one pattern at both ends: float32 put the crossing
+                        // elsewhere) is closed as it is, and makes the next split of the
+                        // parts beside it a halving.
+                        let hits: Vec<bool> =
+                            found.chunks(2).map(|c| c[0].hash != c[1].hash).collect();
+                        let (mut from, mut pfrom, mut after_hit) = (s.a, s.pa.clone(), true);
+                        for ((cell, p), &hit) in cells.iter().zip(found.chunks(2)).zip(&hits) {
+                            children.push(Segment {
+                                a: from,
+                                b: cell.lo,
+                                pa: pfrom,
+                                pb: p[0].clone(),
+                                predict: after_hit && hit,
+                            });
+                            let whole = Segment {
+                                a: cell.lo,
+                                b: cell.hi,
+                                pa: p[0].clone(),
+                                pb: p[1].clone(),
+                                predict: true,
+                            };
+                            if whole.uniform() {
+                                closed[i].push(whole);
+                            } else if cell.run < MIN_PIECE_WIDTH {
+                                closed[i].push(Segment {
+                                    a: cell.lo,
+                                    b: cell.t,
+                                    pa: p[0].clone(),
+                                    pb: p[0].clone(),
+                                    predict: true,
+                                });
+                                closed[i].push(Segment {
+                                    a: cell.t,
+                                    b: cell.hi,
+                                    pa: p[1].clone(),
+                                    pb: p[1].clone(),
+                                    predict: true,
+                                });
+                            } else {
+                                children.push(whole);
+                            }
+                            (from, pfrom, after_hit) = (cell.hi, p[1].clone(), hit);
+                        }
+                        children.push(Segment {
+                            a: from,
+                            b: s.b,
+                            pa: pfrom,
+                            pb: s.pb.clone(),
+                            predict: after_hit,
+                        });
+                    } else {
+                        let (m, pm) = (at[0], found[0].clone());
+                        children.push(Segment {
                             a: s.a,
                             b: m,
-                            ha: s.ha,
-                            hb: hm,
-                        },
-                        Segment {
+                            pa: s.pa.clone(),
+                            pb: pm.clone(),
+                            predict: true,
+                        });
+                        children.push(Segment {
                             a: m,
                             b: s.b,
-                            ha: hm,
-                            hb: s.hb,
-                        },
-                    ] {
-                        if half.ha == half.hb || half.b - half.a <= RESOLUTION {
+                            pa: pm,
+                            pb: s.pb.clone(),
+                            predict: true,
+                        });
+                    }
+                    for half in children {
+                        if half.uniform() || half.b - half.a <= RESOLUTION {
                             closed[i].push(half);
                         } else {
                             next.push(half);
@@ -830,7 +1249,54 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{MIN_PIECE_WIDTH, cluster, pieces_of};
+    use super::{
+        CELL_MIN, Cell, MIN_PIECE_WIDTH, RowPattern, Segment, cluster, pieces_of, predicted_cells,
+    };
+
+    fn segment(a: f64, b: f64) -> Segment {
+        let p = RowPattern {
+            hash: 0,
+            parts: vec![0u64].into(),
+        };
+        Segment {
+            a,
+            b,
+            pa: p.clone(),
+            pb: p,
+            predict: true,
+        }
+    }
+
+    #[test]
+    fn crossings_are_predicted_from_the_ends() {
+        // Units crossing zero at 0.25, at 0.75 (two: one cell), none (no sign change), and
+        // one at an end (no strict change).
+        let za = [1.0f32, 3.0, -3.0, 2.0, 0.0];
+        let zb = [-3.0f32, -1.0, 1.0, 5.0, -1.0];
+        let s = segment(0.0, 1.0);
+        let cells = predicted_cells(&s, &za, &zb);
+        assert_eq!(cells.len(), 2, "{cells:?}");
+        let w = super::CELL.max(CELL_MIN);
+        assert_eq!(
+            cells[0],
+            Cell {
+                lo: 0.25 - w,
+                hi: 0.25 + w,
+                t: 0.25,
+                run: 0.0
+            }
+        );
+        assert!((cells[1].t - 0.75).abs() < 1e-12);
+        // On a segment [0.5, 0.7]: the same values put the crossings at 0.55 and 0.65.
+        let cells = predicted_cells(&segment(0.5, 0.7), &za, &zb);
+        assert!((cells[0].t - 0.55).abs() < 1e-12 && (cells[1].t - 0.65).abs() < 1e-12);
+        // A crossing closer to an end than a cell's half-width: the cell reaches halfway.
+        let cells = predicted_cells(&segment(0.0, 1.0), &[1e-7], &[-1.0]);
+        assert_eq!(cells.len(), 1);
+        assert!(cells[0].lo > 0.0 && cells[0].lo < cells[0].t && cells[0].hi > cells[0].t);
+        // No sign change: no prediction.
+        assert!(predicted_cells(&s, &[1.0, -2.0], &[2.0, -1.0]).is_empty());
+    }
 
     #[test]
     fn close_breakpoints_merge_and_those_at_the_ends_go() {
