@@ -102,8 +102,13 @@ const MAX_STEPS_PER_PASS: usize = 1 << 16;
 /// integral by less than this width times the gradient's jump.
 pub const MIN_PIECE_WIDTH: f64 = 1.0 / (1u64 << 18) as f64;
 
-/// The default cap on affine pieces per example ([`crate::AttributeCall::run_exact`]).
-pub const MAX_EXACT_PIECES: usize = 100_000;
+/// The default cap on affine pieces per example ([`crate::AttributeCall::run_exact`]). Each
+/// piece costs at least one forward/backward row, so at this cap the exact integral costs
+/// about ten times a 2,048-point `run_to_tolerance`; paths with more (cifar_cnn: over
+/// 10,000 crossings of its first ReLU alone; a ResNet-18 at 224×224: about 100,000) get
+/// [`InfluenceError::TooManyPieces`](crate::InfluenceError::TooManyPieces) in the round that
+/// finds them, before those pieces are evaluated. `run_exact_with` sets another cap.
+pub const MAX_EXACT_PIECES: usize = 20_000;
 
 /// What an exact call found, per example.
 #[derive(Debug, Clone, PartialEq)]
@@ -546,10 +551,10 @@ struct Cell {
 /// in α: each element that changes sign crosses zero once, at `a + (b − a) · za/(za − zb)`,
 /// and each such crossing is a breakpoint. float32 places the crossing of the model's own
 /// forward within rounding of that: each cell spans [`CELL`] of the segment (at least
-/// [`RESOLUTION`]) on either side, and the two points that end it are evaluated to confirm
-/// the breakpoint (a *hit*: their patterns differ). Overlapping cells are joined. Returns the
-/// cells, sorted; empty when no element changes sign strictly or a cell would reach an end of
-/// the segment.
+/// [`CELL_MIN`]) on either side, reaching at most halfway to the segment's ends, and the two
+/// points that end it are evaluated to confirm the breakpoint (a *hit*: their patterns
+/// differ). Overlapping cells are joined into one over the run of crossings. Returns the
+/// cells, sorted; empty when no element changes sign strictly inside the segment.
 fn predicted_cells(s: &Segment, za: &[f32], zb: &[f32]) -> Vec<Cell> {
     if za.len() != zb.len() {
         return Vec::new();
