@@ -42,7 +42,7 @@ where
     /// PReLU, absolute value), predicted from its input at the ends and confirmed by the
     /// patterns around each (ExactLine's step), else at the midpoint, down to 2⁻²⁴ of α. The
     /// integral is one forward/backward pass per chunk of pieces (Layer Conductance adds one
-    /// forward of the pieces' ends). The call's `internal_batch_size`
+    /// forward of the pieces' ends, one step more than the chunk). The call's `internal_batch_size`
     /// bounds every pass's rows (without it, 100 points of each example's path per pass);
     /// `n_steps`, `method`, `threads` and `progress` are not used (one thread; no progress
     /// calls).

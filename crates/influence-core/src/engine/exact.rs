@@ -33,12 +33,14 @@
 //!   sharing a prefix of the pattern form a convex set) where that operation's input is
 //!   affine in α: its zero crossings, from its values at the two ends (one forward of the
 //!   ends that keeps them, [`KEPT_BUDGET`] bytes at most per round), are breakpoints. Each
-//!   gets a *cell* of [`CELL`] of the segment (at least [`CELL_MIN`]) on either side, whose
-//!   two ends are evaluated: a *hit* (their patterns differ) closes the cell as two pieces'
-//!   ends, split at the prediction; a *miss* (float32 put the crossing elsewhere) makes the
-//!   next split of the parts beside it a halving. One round finds every crossing of one
-//!   layer, so a ReLU network takes a few rounds per layer instead of ~20 halvings per
-//!   breakpoint.
+//!   gets a *cell* of [`CELL`] (2⁻²⁰ of α) on either side, whose two ends are evaluated: a
+//!   *hit* (their patterns differ) closes the cell as two pieces' ends, split at the
+//!   prediction (a run of crossings wider than [`MIN_PIECE_WIDTH`] is halved instead); a
+//!   *miss* (float32 put the crossing elsewhere) makes the next split of the parts beside it
+//!   a halving. One round finds every crossing of one layer, so a ReLU network takes a few
+//!   rounds per layer instead of ~20 halvings per breakpoint. Past [`KEPT_BUDGET`] a round
+//!   keeps no more values (a forward of ~100 rows of a ResNet at 224×224 holds ~640 MB of
+//!   one ReLU's input while it is read back), and the rest is halved.
 //! - *Halving* otherwise (a max-pool winner, a comparison, a clamp, or after a miss): the
 //!   midpoint. A segment shorter than [`RESOLUTION`] whose ends still differ holds a
 //!   breakpoint within `2⁻²⁴` of α (a cell); it joins the piece before it, so breakpoints
@@ -550,8 +552,8 @@ struct Cell {
 /// sharing a prefix of the pattern form a convex set), where the operation's input is affine
 /// in α: each element that changes sign crosses zero once, at `a + (b − a) · za/(za − zb)`,
 /// and each such crossing is a breakpoint. float32 places the crossing of the model's own
-/// forward within rounding of that: each cell spans [`CELL`] of the segment (at least
-/// [`CELL_MIN`]) on either side, reaching at most halfway to the segment's ends, and the two
+/// forward within rounding of that: each cell spans [`CELL`] on either side, reaching at
+/// most halfway to the segment's ends, and the two
 /// points that end it are evaluated to confirm the breakpoint (a *hit*: their patterns
 /// differ). Overlapping cells are joined into one over the run of crossings. Returns the
 /// cells, sorted; empty when no element changes sign strictly inside the segment.
@@ -570,7 +572,7 @@ fn predicted_cells(s: &Segment, za: &[f32], zb: &[f32]) -> Vec<Cell> {
         .filter(|t| t.is_finite())
         .collect();
     t.sort_by(f64::total_cmp);
-    let w = (CELL * (s.b - s.a)).max(CELL_MIN);
+    let w = CELL;
     let mut runs: Vec<(f64, f64)> = Vec::new();
     for t in t.into_iter().filter(|&t| t > s.a && t < s.b) {
         match runs.last_mut() {
@@ -590,19 +592,16 @@ fn predicted_cells(s: &Segment, za: &[f32], zb: &[f32]) -> Vec<Cell> {
         .collect()
 }
 
-/// The half-width of a predicted cell ([`predicted_cells`]), relative to its segment: the
-/// float32 rounding of the ends' values moves a predicted crossing by about their rounding
-/// over the slope, a few 1e-7 of the segment.
-const CELL: f64 = 1.0 / (1u64 << 20) as f64;
+/// The half-width of a predicted cell ([`predicted_cells`]), in α: float32 rounding of the
+/// ends' values moves a predicted crossing by their rounding over the slope, a few 1e-7; a
+/// quarter of [`MIN_PIECE_WIDTH`], so that crossings joined into one cell are within the
+/// partition's resolution.
+const CELL: f64 = MIN_PIECE_WIDTH / 4.0;
 
 /// The most bytes of kept values ([`Call::evaluate`]) one round of the partition holds on
 /// the host: a model whose kinked layers are large (a ResNet at 224×224: 3 MB per row at
 /// its first ReLU) predicts the crossings of as many segments as fit, and halves the rest.
 const KEPT_BUDGET: usize = 256 << 20;
-
-/// The least half-width of a predicted cell, in α: a quarter of [`MIN_PIECE_WIDTH`], so
-/// that crossings joined into one cell are within the partition's resolution.
-const CELL_MIN: f64 = MIN_PIECE_WIDTH / 4.0;
 
 /// Closed segments, sorted, merged into pieces; returns the interior breakpoints between
 /// them. A segment whose ends have one pattern has it
@@ -782,6 +781,8 @@ where
                 }
                 wanted
             });
+            // Past the budget, nothing more is kept (those segments are halved).
+            let wanted = wanted.filter(|_| held < KEPT_BUDGET);
             let (_, mut trace) = self.traced(model, chunk, ends, wanted.clone())?;
             *passes += 1;
             let rows = chunk.len() * batch;
@@ -1015,7 +1016,8 @@ where
                 .collect();
             // Each predicted cell is at least one more piece.
             for (i, per) in splits.iter().enumerate() {
-                let pieces = per.iter().map(|p| p.len() / 2 + 1).sum::<usize>();
+                // Each open segment holds at least one breakpoint, and each cell one.
+                let pieces = per.iter().map(|p| (p.len() / 2).max(1)).sum::<usize>() + 1;
                 if pieces > max_pieces {
                     return Err(InfluenceError::TooManyPieces {
                         example: i,
@@ -1094,7 +1096,11 @@ where
                                     predict: true,
                                 });
                             } else {
-                                children.push(whole);
+                                // Predicted again, the run would join again: halve it.
+                                children.push(Segment {
+                                    predict: false,
+                                    ..whole
+                                });
                             }
                             (from, pfrom, after_hit) = (cell.hi, p[1].clone(), hit);
                         }
@@ -1255,7 +1261,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::{
-        CELL_MIN, Cell, MIN_PIECE_WIDTH, RowPattern, Segment, cluster, pieces_of, predicted_cells,
+        CELL, Cell, MIN_PIECE_WIDTH, RowPattern, Segment, cluster, pieces_of, predicted_cells,
     };
 
     fn segment(a: f64, b: f64) -> Segment {
@@ -1281,7 +1287,7 @@ mod tests {
         let s = segment(0.0, 1.0);
         let cells = predicted_cells(&s, &za, &zb);
         assert_eq!(cells.len(), 2, "{cells:?}");
-        let w = super::CELL.max(CELL_MIN);
+        let w = CELL;
         assert_eq!(
             cells[0],
             Cell {
