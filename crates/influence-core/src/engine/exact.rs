@@ -39,8 +39,8 @@
 //!   *miss* (float32 put the crossing elsewhere) makes the next split of the parts beside it
 //!   a halving. One round finds every crossing of one layer, so a ReLU network takes a few
 //!   rounds per layer instead of ~20 halvings per breakpoint. Past [`KEPT_BUDGET`] a round
-//!   keeps no more values (a forward of ~100 rows of a ResNet at 224×224 holds ~640 MB of
-//!   one ReLU's input while it is read back), and the rest is halved.
+//!   keeps no more values (a ResNet-18 at 224×224 has 64 × 112 × 112 float32, 3.2 MB, per
+//!   row at its first ReLU), and the rest is halved.
 //! - *Halving* otherwise (a max-pool winner, a comparison, a clamp, or after a miss): the
 //!   midpoint. A segment shorter than [`RESOLUTION`] whose ends still differ holds a
 //!   breakpoint within `2⁻²⁴` of α (a cell); it joins the piece before it, so breakpoints
@@ -106,8 +106,8 @@ pub const MIN_PIECE_WIDTH: f64 = 1.0 / (1u64 << 18) as f64;
 
 /// The default cap on affine pieces per example ([`crate::AttributeCall::run_exact`]). Each
 /// piece costs at least one forward/backward row, so at this cap the exact integral costs
-/// about ten times a 2,048-point `run_to_tolerance`; paths with more (cifar_cnn: over
-/// 10,000 crossings of its first ReLU alone; a ResNet-18 at 224×224: about 100,000) get
+/// at least ten times a 2,048-point `run_to_tolerance`; paths with more (cifar_cnn: over
+/// 10,000 crossings of its first ReLU alone; a ResNet-18 at 224×224: over 98,000) get
 /// [`InfluenceError::TooManyPieces`](crate::InfluenceError::TooManyPieces) in the round that
 /// finds them, before those pieces are evaluated. `run_exact_with` sets another cap.
 pub const MAX_EXACT_PIECES: usize = 20_000;
@@ -572,19 +572,18 @@ fn predicted_cells(s: &Segment, za: &[f32], zb: &[f32]) -> Vec<Cell> {
         .filter(|t| t.is_finite())
         .collect();
     t.sort_by(f64::total_cmp);
-    let w = CELL;
     let mut runs: Vec<(f64, f64)> = Vec::new();
     for t in t.into_iter().filter(|&t| t > s.a && t < s.b) {
         match runs.last_mut() {
-            Some(last) if t - w <= last.1 + w => last.1 = t,
+            Some(last) if t - CELL <= last.1 + CELL => last.1 = t,
             _ => runs.push((t, t)),
         }
     }
     // Each cell reaches at most halfway to the segment's ends, so that it lies inside.
     runs.into_iter()
         .map(|(first, last)| Cell {
-            lo: (first - w).max(0.5 * (s.a + first)),
-            hi: (last + w).min(0.5 * (last + s.b)),
+            lo: (first - CELL).max(0.5 * (s.a + first)),
+            hi: (last + CELL).min(0.5 * (last + s.b)),
             t: 0.5 * (first + last),
             run: last - first,
         })
@@ -753,7 +752,8 @@ where
     /// The patterns of the rows `(example, α)` of `points` (each [`At::Rows`]),
     /// `steps_per_pass` points at most per traced forward; returns `patterns[point][example]`,
     /// and with `want` (`[point][example]`: an outcome whose kept value the caller needs)
-    /// that value's part of each such row (`[point][example]`).
+    /// that value's part of each such row (`[point][example]`; `None`, and no entries for
+    /// the chunks after, past [`KEPT_BUDGET`]).
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn evaluate(
         &self,
@@ -1014,9 +1014,9 @@ where
                         .collect()
                 })
                 .collect();
-            // Each predicted cell is at least one more piece.
+            // A lower bound on the pieces, before they are evaluated: each open segment
+            // holds at least one breakpoint, and each predicted cell one.
             for (i, per) in splits.iter().enumerate() {
-                // Each open segment holds at least one breakpoint, and each cell one.
                 let pieces = per.iter().map(|p| (p.len() / 2).max(1)).sum::<usize>() + 1;
                 if pieces > max_pieces {
                     return Err(InfluenceError::TooManyPieces {
@@ -1060,10 +1060,9 @@ where
                         // A miss (one pattern at both ends: float32 put the crossing
                         // elsewhere) is closed as it is, and makes the next split of the
                         // parts beside it a halving.
-                        let hits: Vec<bool> =
-                            found.chunks(2).map(|c| c[0].hash != c[1].hash).collect();
                         let (mut from, mut pfrom, mut after_hit) = (s.a, s.pa.clone(), true);
-                        for ((cell, p), &hit) in cells.iter().zip(found.chunks(2)).zip(&hits) {
+                        for (cell, p) in cells.iter().zip(found.chunks(2)) {
+                            let hit = p[0].hash != p[1].hash;
                             children.push(Segment {
                                 a: from,
                                 b: cell.lo,
@@ -1287,12 +1286,11 @@ mod tests {
         let s = segment(0.0, 1.0);
         let cells = predicted_cells(&s, &za, &zb);
         assert_eq!(cells.len(), 2, "{cells:?}");
-        let w = CELL;
         assert_eq!(
             cells[0],
             Cell {
-                lo: 0.25 - w,
-                hi: 0.25 + w,
+                lo: 0.25 - CELL,
+                hi: 0.25 + CELL,
                 t: 0.25,
                 run: 0.0
             }
