@@ -42,10 +42,10 @@ where
     /// PReLU, absolute value), predicted from its input at the ends and confirmed by the
     /// patterns around each (ExactLine's step), else at the midpoint, down to 2⁻²⁴ of α. The
     /// integral is one forward/backward pass per chunk of pieces (Layer Conductance adds one
-    /// forward of the pieces' ends, one step more than the chunk). The call's `internal_batch_size`
-    /// bounds every pass's rows (without it, 100 points of each example's path per pass);
-    /// `n_steps`, `method`, `threads` and `progress` are not used (one thread; no progress
-    /// calls).
+    /// forward of the pieces' ends, one step more than the chunk). The call's
+    /// `internal_batch_size` bounds every pass's rows (without it, 100 points of each
+    /// example's path per pass); `n_steps`, `method`, `threads` and `progress` are not used
+    /// (one thread; no progress calls).
     ///
     /// The result is exact up to float32 rounding: each piece's gradient is evaluated in
     /// float32 like any quadrature point.

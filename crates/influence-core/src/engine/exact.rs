@@ -106,10 +106,12 @@ pub const MIN_PIECE_WIDTH: f64 = 1.0 / (1u64 << 18) as f64;
 
 /// The default cap on affine pieces per example ([`crate::AttributeCall::run_exact`]). Each
 /// piece costs at least one forward/backward row, so at this cap the exact integral costs
-/// at least ten times a 2,048-point `run_to_tolerance`; paths with more (cifar_cnn: over
-/// 10,000 crossings of its first ReLU alone; a ResNet-18 at 224×224: over 98,000) get
-/// [`InfluenceError::TooManyPieces`](crate::InfluenceError::TooManyPieces) in the round that
-/// finds them, before those pieces are evaluated. `run_exact_with` sets another cap.
+/// at least ten times a 2,048-point `run_to_tolerance`. A round whose predicted crossings
+/// pass the cap gets [`InfluenceError::TooManyPieces`](crate::InfluenceError::TooManyPieces)
+/// before those pieces are evaluated (a ResNet-18 at 224×224: over 98,000 crossings of its
+/// first ReLU, in 0.7 s); a path found under the cap round by round may still run long
+/// (cifar_cnn: over 10,000 at its first ReLU, not finished in 15 minutes on 2 cores).
+/// `run_exact_with` sets another cap.
 pub const MAX_EXACT_PIECES: usize = 20_000;
 
 /// What an exact call found, per example.
