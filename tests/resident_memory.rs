@@ -3,9 +3,14 @@
 //! public API has (1,000 on wgpu), followed by successful calls of every method.
 //!
 //! Acceptance (issue #25): after warm-up, resident memory grows by at most 8 MB in total, the
-//! last quarter of the failing calls grows it no more than the first quarter (plus 1 MB: glibc
-//! takes and returns memory in steps of about a megabyte, so one quarter can read −1 MB and the
-//! next +1 MB with nothing growing), and the allocator's bytes in use grow by at most 2 MB. Before the fix, 10,000 failing calls of the digits CNN grew a
+//! allocator's bytes in use by at most 2 MB, and there is no trend. Resident memory moves in
+//! glibc's steps (it takes and returns memory a megabyte or two at a time: one CI run read
+//! quarters of −1.33, +1.03, −2.00, +0.98 MB while the allocator's bytes in use rose 0.24 MB in
+//! all), and on wgpu the allocator's count swings by ±0.2 MB a quarter, so comparing one
+//! quarter's growth with another's fails with nothing growing. "No trend" is judged on levels
+//! instead: the last quarter of the failing calls does not lift resident memory more than 1 MB,
+//! nor the allocator's bytes in use more than 0.5 MB, above the highest reading before that
+//! quarter. A leak sets a new high every quarter; steps up and down do not. Before the fix, 10,000 failing calls of the digits CNN grew a
 //! release build from 6.2 MB to 199.7 MB (about 19 KB per call): Burn registers untracked
 //! operations in its autodiff graph server and frees them only after a backward pass, which a
 //! call that fails in its validation forward never runs.
@@ -288,7 +293,7 @@ fn run<B: AutodiffBackend>(device: &B::Device, name: &str, failing: usize) -> bo
         fx.succeed(k);
     }
     let start = (resident(), allocator_in_use());
-    let mut quarters = vec![start.0];
+    let mut quarters = vec![start];
     // Each quarter: the kinds that fail before any pass (no backward pass runs, the case that
     // grew the process) in turn for three quarters of its calls, then the kinds whose passes
     // run backward, in turn.
@@ -304,7 +309,7 @@ fn run<B: AutodiffBackend>(device: &B::Device, name: &str, failing: usize) -> bo
         };
         fx.fail(kind);
         if (k + 1) % quarter == 0 {
-            quarters.push(resident());
+            quarters.push((resident(), allocator_in_use()));
         }
     }
     let after_failing = (resident(), allocator_in_use());
@@ -315,29 +320,44 @@ fn run<B: AutodiffBackend>(device: &B::Device, name: &str, failing: usize) -> bo
     let end = (resident(), allocator_in_use());
     let mb = |b: usize| b as f64 / MB;
     let growth = |a: usize, b: usize| (b as f64 - a as f64) / MB;
-    let q: Vec<f64> = quarters.windows(2).map(|w| growth(w[0], w[1])).collect();
+    let rounded = |v: Vec<f64>| {
+        v.into_iter()
+            .map(|g| (g * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    };
+    let q: Vec<f64> = quarters
+        .windows(2)
+        .map(|w| growth(w[0].0, w[1].0))
+        .collect();
+    let q_in_use: Vec<f64> = quarters
+        .windows(2)
+        .map(|w| growth(w[0].1, w[1].1))
+        .collect();
     println!(
-        "resident_memory ({name}): after warm-up {:.1} MB (allocator {:.1} MB); after {failing} failing calls {:.1} MB ({:.1}); after {successes} successful calls {:.1} MB ({:.1}); growth per quarter of the failing calls {:?} MB",
+        "resident_memory ({name}): after warm-up {:.1} MB (allocator {:.1} MB); after {failing} failing calls {:.1} MB ({:.1}); after {successes} successful calls {:.1} MB ({:.1}); growth per quarter of the failing calls {:?} MB (allocator {:?} MB)",
         mb(start.0),
         mb(start.1),
         mb(after_failing.0),
         mb(after_failing.1),
         mb(end.0),
         mb(end.1),
-        q.iter()
-            .map(|g| (g * 100.0).round() / 100.0)
-            .collect::<Vec<_>>(),
+        rounded(q.clone()),
+        rounded(q_in_use.clone()),
     );
     let total = growth(start.0, end.0);
     let in_use = growth(start.1, end.1);
-    // glibc takes and returns memory in steps of about a megabyte: a quarter may read
-    // −1 MB and the next +1 MB with nothing growing.
-    let trend = q[3] <= q[0] + 1.0;
-    let ok = total <= 8.0 && trend && in_use <= 2.0;
+    // No trend, judged on levels so that glibc's steps cannot fail it: the last quarter ends
+    // no more than 1 MB (resident) and 0.5 MB (allocator) above the highest reading before it.
+    let new_high = |level: fn(&(usize, usize)) -> usize| {
+        let high = quarters[..4].iter().map(level).max().unwrap_or(0);
+        growth(high, level(&quarters[4]))
+    };
+    let resident_high = new_high(|r| r.0);
+    let in_use_high = new_high(|r| r.1);
+    let ok = total <= 8.0 && in_use <= 2.0 && resident_high <= 1.0 && in_use_high <= 0.5;
     if !ok {
         println!(
-            "resident_memory ({name}): FAIL: grew {total:.2} MB in total (at most 8), last quarter {:.2} MB against the first's {:.2} (at most 1 MB more), allocator's bytes in use {in_use:.2} MB (at most 2)",
-            q[3], q[0]
+            "resident_memory ({name}): FAIL: resident memory grew {total:.2} MB in all (at most 8), the allocator's bytes in use {in_use:.2} MB (at most 2); the last quarter ended {resident_high:.2} MB resident (at most 1) and {in_use_high:.2} MB in use (at most 0.5) above the highest reading before it"
         );
     }
     ok
