@@ -8,9 +8,13 @@
 //! quarters of −1.33, +1.03, −2.00, +0.98 MB while the allocator's bytes in use rose 0.24 MB in
 //! all), and on wgpu the allocator's count swings by ±0.2 MB a quarter, so comparing one
 //! quarter's growth with another's fails with nothing growing. "No trend" is judged on levels
-//! instead: the last quarter of the failing calls does not lift resident memory more than 1 MB,
+//! instead: the last quarter of the failing calls does not lift resident memory more than 2 MB,
 //! nor the allocator's bytes in use more than 0.5 MB, above the highest reading before that
-//! quarter. A leak sets a new high every quarter; steps up and down do not. Before the fix, 10,000 failing calls of the digits CNN grew a
+//! quarter. A leak sets a new high every quarter; steps up and down do not. The margins are
+//! one step more than seen: resident steps of up to 1.98 MB in a quarter (1.03 MB in the last
+//! one), allocator swings of up to 0.22 MB. So the trend catches a leak of more than 800 bytes
+//! a call in resident memory and 200 bytes a call in the allocator's count (2,500 calls a
+//! quarter; 250 on wgpu). Before the fix, 10,000 failing calls of the digits CNN grew a
 //! release build from 6.2 MB to 199.7 MB (about 19 KB per call): Burn registers untracked
 //! operations in its autodiff graph server and frees them only after a backward pass, which a
 //! call that fails in its validation forward never runs.
@@ -347,17 +351,17 @@ fn run<B: AutodiffBackend>(device: &B::Device, name: &str, failing: usize) -> bo
     let total = growth(start.0, end.0);
     let in_use = growth(start.1, end.1);
     // No trend, judged on levels so that glibc's steps cannot fail it: the last quarter ends
-    // no more than 1 MB (resident) and 0.5 MB (allocator) above the highest reading before it.
+    // no more than 2 MB (resident) and 0.5 MB (allocator) above the highest reading before it.
     let new_high = |level: fn(&(usize, usize)) -> usize| {
         let high = quarters[..4].iter().map(level).max().unwrap_or(0);
         growth(high, level(&quarters[4]))
     };
     let resident_high = new_high(|r| r.0);
     let in_use_high = new_high(|r| r.1);
-    let ok = total <= 8.0 && in_use <= 2.0 && resident_high <= 1.0 && in_use_high <= 0.5;
+    let ok = total <= 8.0 && in_use <= 2.0 && resident_high <= 2.0 && in_use_high <= 0.5;
     if !ok {
         println!(
-            "resident_memory ({name}): FAIL: resident memory grew {total:.2} MB in all (at most 8), the allocator's bytes in use {in_use:.2} MB (at most 2); the last quarter ended {resident_high:.2} MB resident (at most 1) and {in_use_high:.2} MB in use (at most 0.5) above the highest reading before it"
+            "resident_memory ({name}): FAIL: resident memory grew {total:.2} MB in all (at most 8), the allocator's bytes in use {in_use:.2} MB (at most 2); the last quarter ended {resident_high:.2} MB resident (at most 2) and {in_use_high:.2} MB in use (at most 0.5) above the highest reading before it"
         );
     }
     ok
