@@ -6,15 +6,15 @@
 //! allocator's bytes in use by at most 2 MB, and there is no trend. Resident memory moves in
 //! glibc's steps (it takes and returns memory a megabyte or two at a time: one CI run read
 //! quarters of −1.33, +1.03, −2.00, +0.98 MB while the allocator's bytes in use rose 0.24 MB in
-//! all), and on wgpu the allocator's count swings by ±0.2 MB a quarter, so comparing one
+//! all), and on wgpu the allocator's count swings by up to 0.34 MB a quarter, so comparing one
 //! quarter's growth with another's fails with nothing growing. "No trend" is judged on levels
 //! instead: the last quarter of the failing calls does not lift resident memory more than 2 MB,
 //! nor the allocator's bytes in use more than 0.5 MB, above the highest reading before that
-//! quarter. A leak sets a new high every quarter; steps up and down do not. The margins are
-//! one step more than seen: resident steps of up to 1.98 MB in a quarter (1.03 MB in the last
-//! one), allocator swings of up to 0.22 MB. So the trend catches a leak of more than 800 bytes
-//! a call in resident memory and 200 bytes a call in the allocator's count (2,500 calls a
-//! quarter; 250 on wgpu). Before the fix, 10,000 failing calls of the digits CNN grew a
+//! quarter. A leak sets a new high every quarter; steps up and down do not. The margins lie
+//! above every step seen: resident steps of up to 1.98 MB in a quarter (1.03 MB in the last
+//! one), allocator swings of up to 0.34 MB (wgpu). So the trend catches a leak of more than
+//! 800 bytes a call in resident memory and 200 bytes a call in the allocator's count (2,500
+//! calls a quarter; 250 on wgpu). Before the fix, 10,000 failing calls of the digits CNN grew a
 //! release build from 6.2 MB to 199.7 MB (about 19 KB per call): Burn registers untracked
 //! operations in its autodiff graph server and frees them only after a backward pass, which a
 //! call that fails in its validation forward never runs.
