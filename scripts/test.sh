@@ -23,4 +23,4 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 ||
 fi
 echo "test.sh: wgpu device: ${INFLUENCE_WGPU_DEVICE:-default}"
 
-cargo test --workspace --features ndarray,flex,wgpu,cuda,remote-server "$@"
+cargo test --workspace --features ndarray,flex,wgpu,cuda,remote-server,onnx "$@"

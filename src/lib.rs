@@ -12,6 +12,9 @@
 //! | `wgpu` | [`wgpu`] | Burn's wgpu: Vulkan, Metal, DX12, WebGPU |
 //! | `cuda` | [`cuda`] | Burn's CUDA, NVIDIA GPUs |
 //! | `remote` | [`remote`] | Burn's remote backend: a server's backend, over WebSocket |
+//!
+//! and, behind the feature `onnx`, [`onnx`]: ONNX models (PyTorch's `torch.onnx.export`)
+//! explained by their PyTorch module names, on any of these backends.
 
 pub use influence_core::*;
 
@@ -44,6 +47,16 @@ pub mod remote {
 #[cfg(feature = "cuda")]
 pub mod cuda {
     pub use influence_cuda::{Backend, CudaDevice, Device, InnerBackend, NAME, device};
+}
+
+/// ONNX models explained by their PyTorch module names (feature `onnx`): [`OnnxModel`]
+/// evaluates an `.onnx` file's graph with Burn operations on any backend and implements
+/// [`LayerProbe`]. See `docs/onnx.md`.
+///
+/// [`OnnxModel`]: influence_onnx::OnnxModel
+#[cfg(feature = "onnx")]
+pub mod onnx {
+    pub use influence_onnx::*;
 }
 
 /// The guide to `LayerProbe` (`docs/layer-probe.md`), whose worked example runs as a doctest.

@@ -8,7 +8,7 @@
 
 use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
-use crate::{Eval, InfluenceError, ToEval};
+use crate::{Eval, InfluenceError, TensorGroup, TensorMap, ToEval};
 
 /// A float tensor of any rank ≥ 1 whose dim 0 is the batch.
 ///
@@ -29,6 +29,24 @@ impl<B: Backend> AnyTensor<B> {
         debug_assert_eq!(flat.dims()[0], shape[0]);
         debug_assert_eq!(flat.dims()[1], shape[1..].iter().product::<usize>());
         Self { flat, shape }
+    }
+
+    /// A `[batch, features]` matrix as the tensor of shape `shape` (row-major): the inverse of
+    /// [`flat`](Self::flat).
+    ///
+    /// # Errors
+    /// [`InfluenceError::Rank`] when `shape` is empty or its first dim and the product of the
+    /// rest are not the matrix's rows and columns.
+    pub fn from_parts(flat: Tensor<B, 2>, shape: Vec<usize>) -> Result<Self, InfluenceError> {
+        let [rows, cols] = flat.dims();
+        if shape.first() != Some(&rows) || shape[1..].iter().product::<usize>() != cols {
+            return Err(InfluenceError::Rank {
+                what: "tensor of [batch, features] view",
+                expected: 2,
+                shape,
+            });
+        }
+        Ok(Self { flat, shape })
     }
 
     /// The full shape, `[batch, d1, ..., dk]`.
@@ -142,6 +160,37 @@ impl<B: Backend, const D: usize> From<Tensor<B, D>> for AnyTensor<B> {
             flat: tensor.reshape([batch, features]),
             shape,
         }
+    }
+}
+
+/// An `AnyTensor` is one tensor of its own rank to the attribution machinery (a layer's
+/// leaves, an input's interpolation): ranks 1 to 8 are mapped at their rank, higher ranks as
+/// the `[batch, features]` view.
+impl<B: Backend> TensorGroup<B> for AnyTensor<B> {
+    fn map_tensors<F: TensorMap<B>>(self, f: &mut F) -> Self {
+        let shape = self.shape;
+        macro_rules! at_rank {
+            ($($d:literal)*) => {
+                match shape.len() {
+                    $($d => {
+                        let dims: [usize; $d] = shape.clone().try_into().expect("rank checked");
+                        let t: Tensor<B, $d> = self.flat.reshape(dims);
+                        // The map may change the shape (an interpolation repeats the rows).
+                        let out = f.map(t);
+                        let shape = out.dims().to_vec();
+                        let [rows, cols] = [shape[0], shape[1..].iter().product::<usize>()];
+                        Self { flat: out.reshape([rows, cols]), shape }
+                    })*
+                    _ => {
+                        let flat = f.map(self.flat);
+                        let mut shape = shape;
+                        shape[0] = flat.dims()[0];
+                        Self { flat, shape }
+                    }
+                }
+            };
+        }
+        at_rank!(1 2 3 4 5 6 7 8)
     }
 }
 

@@ -78,6 +78,18 @@ impl<B: Backend> From<Vec<Baseline<B>>> for Baselines<B> {
     }
 }
 
+impl<B: Backend> From<AnyTensor<B>> for Baseline<B> {
+    fn from(t: AnyTensor<B>) -> Self {
+        Baseline::Tensor(t)
+    }
+}
+
+impl<B: Backend> From<AnyTensor<B>> for Baselines<B> {
+    fn from(t: AnyTensor<B>) -> Self {
+        Baseline::from(t).into()
+    }
+}
+
 impl<B: Backend> From<f64> for Baselines<B> {
     /// A scalar baseline for a single-input model.
     fn from(v: f64) -> Self {

@@ -89,7 +89,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> Explained<B, M> {
     /// initialised model is explained with the weights it holds) and checks the layers.
     ///
     /// # Errors
-    /// [`InfluenceError::UnknownLayer`] when the model does not expose a layer;
+    /// [`InfluenceError::UnknownLayer`] when the model does not expose a layer
+    /// ([`InfluenceError::LayerUnavailable`] when the model says why);
     /// [`InfluenceError::NoLayers`] for an empty list; [`InfluenceError::RepeatedLayer`] for a
     /// layer named twice.
     pub(crate) fn new<S: Into<String>>(
@@ -111,6 +112,12 @@ impl<B: AutodiffBackend, M: Explainable<B>> Explained<B, M> {
         }
         let available = model.layer_names();
         if let Some(layer) = layers.iter().find(|l| !available.contains(l)) {
+            if let Some(reason) = model.layer_hint(layer) {
+                return Err(InfluenceError::LayerUnavailable {
+                    name: layer.clone(),
+                    reason,
+                });
+            }
             return Err(InfluenceError::UnknownLayer {
                 name: layer.clone(),
                 available,

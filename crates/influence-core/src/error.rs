@@ -178,6 +178,17 @@ pub enum InfluenceError {
         available: Vec<String>,
     },
 
+    /// The layer name is not one the model exposes, and the model says why
+    /// ([`LayerProbe::layer_hint`](crate::LayerProbe::layer_hint)): a module an ONNX exporter
+    /// fused away, or the closest names of a large model's layers.
+    #[error("layer: {name:?} is not a layer of the model: {reason}")]
+    LayerUnavailable {
+        /// The name asked for.
+        name: String,
+        /// The model's explanation.
+        reason: String,
+    },
+
     /// The forward pass never reached the layer.
     #[error(
         "layer: the forward pass never reached layer {name:?} ({side}); check that the model's forward calls the probe for it with these inputs"

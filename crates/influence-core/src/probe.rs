@@ -60,6 +60,17 @@ pub trait LayerProbe<B: Backend> {
     /// The names of the layers this model routes through [`Probe::layer`].
     fn layer_names(&self) -> Vec<String>;
 
+    /// Why `name` is not one of [`layer_names`](Self::layer_names), when the model can say
+    /// more than the list of its layers: a module the exporter fused away, the closest names.
+    /// An attribution asked for such a name returns
+    /// [`InfluenceError::LayerUnavailable`](crate::InfluenceError::LayerUnavailable) with this
+    /// text instead of [`InfluenceError::UnknownLayer`](crate::InfluenceError::UnknownLayer)
+    /// and its full list. `None` by default.
+    fn layer_hint(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
+
     /// The forward pass, calling `probe` at every exposed layer.
     ///
     /// # Shapes
@@ -403,6 +414,26 @@ impl<B: Backend> Probe<B> {
             watch.point_input = true;
         }
         self.tap(name, LayerSide::Output, value)
+    }
+
+    /// Taps one side of a layer whose tensors the caller computes itself, as a graph
+    /// interpreter does (`influence-onnx`): `value` is the layer's output (or, for
+    /// [`LayerSide::Input`], its input) as every later use sees it, and comes back replaced
+    /// when that side is watched. An output tap also records the layer for a
+    /// [recording](Self::recording) probe.
+    ///
+    /// This is [`layer`](Self::layer) split in its two taps, for a caller that cannot nest
+    /// its evaluation in a closure.
+    pub fn tap_side<T: TensorGroup<B>>(&mut self, name: &str, side: LayerSide, value: T) -> T {
+        if side == LayerSide::Output {
+            self.record(name);
+        }
+        self.tap(name, side, value)
+    }
+
+    /// The layers this probe watches, each with its side, in the order given (full names).
+    pub fn watched(&self) -> impl Iterator<Item = (&str, LayerSide)> + '_ {
+        self.watches.iter().map(|w| (w.layer.as_str(), w.side))
     }
 
     fn record(&mut self, name: &str) {
