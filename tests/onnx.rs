@@ -17,11 +17,11 @@ use std::process::ExitCode;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
+use burn_influence::onnx::{OnnxArgs, OnnxModel};
 use burn_influence::{
     AnyTensor, InfluenceError, InternalInfluence, LayerActivation, LayerConductance,
     LayerGradientXActivation, LayerIntegratedGradients, Target,
 };
-use burn_influence::onnx::{OnnxArgs, OnnxModel};
 use serde_json::Value;
 
 fn dir() -> PathBuf {

@@ -113,6 +113,38 @@ def bert(hidden=32, layers=2, heads=4, inter=64, vocab=100):
     return randomize(BertHidden(cfg, add_pooling_layer=False), SEED + 3)
 
 
+class Tiny(torch.nn.Module):
+    """The fuzz test's model: small (a few kB), fast, and many operator kinds (convolution,
+    BatchNorm, pooling, reshapes, attention's matrix products and softmax, LayerNorm, GELU,
+    slicing, concatenation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.norm = torch.nn.LayerNorm(16)
+        self.qkv = torch.nn.Linear(16, 48)
+        self.head = torch.nn.Linear(16 * 4 + 16, 5)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.bn(self.conv(x))))          # [b, 4, 4, 4]
+        t = self.norm(h.flatten(2))                                # [b, 4, 16]
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        a = torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1) @ v
+        g = torch.nn.functional.gelu(a)
+        pooled = torch.cat([g.flatten(1), g[:, 1:3].mean(1)], dim=1)
+        return self.head(pooled)
+
+
+def tiny_fixtures(out_dir):
+    m = randomize(Tiny(), SEED + 9)
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(SEED))
+    export(m, (x,), ["input"], None, out_dir, "tiny", external=False)
+    save_file({"input": x.numpy(), "output": m(x).detach().numpy().astype(np.float64)},
+              os.path.join(out_dir, "tiny.safetensors"))
+
+
 def module(model, path):
     m = model
     for part in path.split("."):
@@ -227,6 +259,7 @@ def main():
                  "torch": torch.__version__, "captum": __import__("captum").__version__,
                  "models": {}}
 
+    tiny_fixtures(out_dir)
     reference["models"]["resnet18"] = run_model(
         "resnet18", resnet, image_example, plain, "input", [], ["input"],
         [("internal_influence", "layer3", "output"),

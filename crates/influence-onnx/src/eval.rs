@@ -20,7 +20,7 @@ use crate::host::{
     slice_range, try_map_host, where3, zip2,
 };
 use crate::ops::{Binary, Op, Reduce, Unary, Window};
-use crate::proto::{MAX_ELEMENTS, checked_count};
+use crate::proto::{MAX_COMPUTED_ELEMENTS as MAX_ELEMENTS, computed_count as checked_count};
 
 /// A value while the graph runs.
 #[derive(Debug, Clone)]
@@ -171,6 +171,9 @@ fn host_scalar<B: Backend>(v: &Value<B>, what: &str) -> EvalResult<f64> {
 }
 
 fn usize_dims(v: &[i64], what: &str) -> EvalResult<Vec<usize>> {
+    if v.len() > MAX_RANK {
+        return Err(format!("{what} of rank {} (at most {MAX_RANK})", v.len()));
+    }
     let dims = v
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("{what} {v:?} has a negative dim")))
@@ -548,6 +551,9 @@ pub fn eval<B: Backend>(
                 None => host_ints::<B>(&take(1)?, "axes")?,
             };
             let rank = shape.len() + axes.len();
+            if rank > MAX_RANK {
+                return Err(format!("a shape of rank {rank} (at most {MAX_RANK})"));
+            }
             let mut pos = axes
                 .iter()
                 .map(|&a| host::axis(a, rank))
@@ -587,7 +593,10 @@ pub fn eval<B: Backend>(
                     "split",
                 )?,
                 None => {
-                    let n = num_outputs.unwrap_or(n_out).max(1);
+                    if num_outputs.is_some_and(|n| n != n_out) {
+                        return Err(format!("num_outputs {num_outputs:?} but {n_out} outputs"));
+                    }
+                    let n = n_out.max(1);
                     let each = shape[ax].div_ceil(n);
                     (0..n)
                         .map(|i| each.min(shape[ax].saturating_sub(i * each)))
@@ -1208,7 +1217,16 @@ fn cast<B: Backend>(x: Value<B>, to: Kind) -> EvalResult<Value<B>> {
     })
 }
 
+/// The highest rank a computed shape may have.
+const MAX_RANK: usize = 16;
+
 fn reshape<B: Backend>(x: Value<B>, out: &[usize]) -> EvalResult<Value<B>> {
+    if out.len() > MAX_RANK {
+        return Err(format!(
+            "a shape of rank {} (at most {MAX_RANK})",
+            out.len()
+        ));
+    }
     let n: usize = x.shape().iter().product();
     if out.iter().product::<usize>() != n {
         return Err(format!("cannot reshape {:?} into {out:?}", x.shape()));
@@ -1414,6 +1432,17 @@ fn matmul<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> EvalResult<FloatT
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
     if k != k2 {
         return Err(format!("MatMul of {sa:?} and {sb:?}"));
+    }
+    if checked_count(&[
+        sa[..sa.len() - 1].iter().product(),
+        sb[..sb.len() - 2].iter().product(),
+        n,
+    ])
+    .is_none()
+    {
+        return Err(format!(
+            "MatMul of {sa:?} and {sb:?}: the result is too large"
+        ));
     }
     let y = if sb.len() == 2 {
         // [.., K] × [K, N]: one product over all rows (what a linear layer is).

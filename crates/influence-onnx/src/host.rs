@@ -9,7 +9,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn, Slice as NdSlice, Zip};
 
-use crate::proto::{MAX_ELEMENTS, checked_count};
+use crate::proto::{MAX_COMPUTED_ELEMENTS, computed_count};
 
 /// A host tensor: float32, int64 or bool, of any rank (rank 0 included).
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +168,7 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> HostResult<Vec<usize>> {
             _ => return Err(format!("shapes {a:?} and {b:?} do not broadcast")),
         };
     }
-    checked_count(&out).ok_or_else(|| format!("broadcast shape {out:?} is too large"))?;
+    computed_count(&out).ok_or_else(|| format!("broadcast shape {out:?} is too large"))?;
     Ok(out)
 }
 
@@ -238,7 +238,7 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> HostR
         }
     }
     let known =
-        checked_count(&out).ok_or_else(|| format!("target shape {target:?} is too large"))?;
+        computed_count(&out).ok_or_else(|| format!("target shape {target:?} is too large"))?;
     if let Some(i) = infer {
         if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} into {target:?}"));
@@ -380,7 +380,7 @@ pub mod shape_ops {
         let slice_len: usize = slice_shape.iter().product();
         let mut out_shape = indices.shape()[..q - 1].to_vec();
         out_shape.extend_from_slice(slice_shape);
-        checked_count(&out_shape).ok_or("GatherND: result too large")?;
+        computed_count(&out_shape).ok_or("GatherND: result too large")?;
         let data = a.as_standard_layout();
         let flat = data.as_slice().ok_or("GatherND: layout")?;
         let idx = indices.as_standard_layout();
@@ -436,7 +436,7 @@ pub mod shape_ops {
             } else {
                 ndarray::concatenate(Axis(ax), &views).map_err(|e| e.to_string())?
             };
-            if out.len() > MAX_ELEMENTS {
+            if out.len() > MAX_COMPUTED_ELEMENTS {
                 return Err("Tile: result too large".into());
             }
         }

@@ -342,11 +342,21 @@ pub mod elem {
     }
 }
 
+/// Most elements a tensor the graph computes may have (2^28, 1 GiB of float32): a shape read
+/// from a mutated file (a `Reshape`, `Expand` or `ConstantOfShape` target) that asks for more
+/// is an error, not an allocation that would end the process.
+pub const MAX_COMPUTED_ELEMENTS: usize = 1 << 28;
+
 /// Element count of `dims`, refused past [`MAX_ELEMENTS`].
 pub fn checked_count(dims: &[usize]) -> Option<usize> {
     dims.iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= MAX_ELEMENTS)
+}
+
+/// Element count of a computed shape, refused past [`MAX_COMPUTED_ELEMENTS`].
+pub fn computed_count(dims: &[usize]) -> Option<usize> {
+    checked_count(dims).filter(|&n| n <= MAX_COMPUTED_ELEMENTS)
 }
 
 fn tensor(t: &onnx_ir::TensorProto, files: &mut FileCache<'_>) -> Result<TensorDef, OnnxError> {
