@@ -173,8 +173,9 @@ def captum(model, forward, inputs, args, method, layer, side, target, dtype):
     return a.detach().to(torch.float64).numpy()
 
 
-def export(model, example, names, dynamic, out_dir, stem, external):
-    """Both exporters, batch (and sequence) dynamic."""
+def export(model, example, names, dynamic, out_dir, stem, external, unfused=False):
+    """Both exporters, batch dynamic; with `unfused`, also each exporter with the option that
+    keeps the BatchNorms (dynamo: optimize=False; TorchScript: do_constant_folding=False)."""
     dyn_path = os.path.join(out_dir, f"{stem}.dynamo.onnx")
     ts_path = os.path.join(out_dir, f"{stem}.torchscript.onnx")
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -186,6 +187,14 @@ def export(model, example, names, dynamic, out_dir, stem, external):
     files = [os.path.basename(dyn_path), os.path.basename(ts_path)]
     if external:
         files.append(os.path.basename(dyn_path) + ".data")
+    if unfused:
+        noopt = os.path.join(out_dir, f"{stem}.dynamo_noopt.onnx")
+        nofold = os.path.join(out_dir, f"{stem}.torchscript_nofold.onnx")
+        torch.onnx.export(model, example, noopt, input_names=names, dynamic_shapes=shapes,
+                          external_data=False, optimize=False)
+        torch.onnx.export(model, example, nofold, dynamo=False, input_names=names,
+                          dynamic_axes={n: {0: "batch"} for n in names}, do_constant_folding=False)
+        files += [os.path.basename(noopt), os.path.basename(nofold)]
     return files
 
 
@@ -197,7 +206,7 @@ def cases_for(spec):
 
 
 def run_model(name, build, example_fn, forward_fn, input_name, arg_names, export_names, spec,
-              target, out_dir, external, explained_layer=None):
+              target, out_dir, external, explained_layer=None, unfused=False):
     torch.manual_seed(SEED)
     m64 = build().double()
     m32 = build().float()
@@ -223,9 +232,10 @@ def run_model(name, build, example_fn, forward_fn, input_name, arg_names, export
     # The export, from the float32 model.
     model_for_export = export_model_for(name, m32)
     example = export_example_for(name, inputs32, args32, m32)
-    files = export(model_for_export, example, export_names, None, out_dir, name, external)
+    files = export(model_for_export, example, export_names, None, out_dir, name, external, unfused)
+    exports = ["dynamo", "torchscript"] + (["dynamo_noopt", "torchscript_nofold"] if unfused else [])
     save_file(tensors, os.path.join(out_dir, f"{name}.safetensors"))
-    return {"files": files, "input": input_name, "explained": explained_layer,
+    return {"files": files, "exports": exports, "input": input_name, "explained": explained_layer,
             "args": arg_names, "target": target, "cases": cases,
             "torch_f32_error": max(c["torch_f32_error"] for c in cases)}
 
@@ -271,13 +281,19 @@ def main():
          ("layer_conductance", "layer2", "output"),
          ("layer_integrated_gradients", "layer4.0", "output"),
          ("layer_gradient_x_activation", "layer3.1", "output"),
-         ("layer_activation", "layer1", "output")],
-        3, out_dir, external=True)
+         ("layer_activation", "layer1", "output"),
+         ("internal_influence", "layer1.0.conv1", "output"),
+         ("internal_influence", "layer2.0.bn1", "input")],
+        3, out_dir, external=True, unfused=True)
     # The TorchScript exporter folds each BatchNorm into its convolution: there, a BatchNorm's
     # output is its convolution node's.
+    # The default exports fuse each BatchNorm with its convolution: the convolution's output
+    # (and the BatchNorm's input) exist only in the exports that keep the BatchNorms.
     for c in reference["models"]["resnet18"]["cases"]:
         if c["layer"] == "layer1.1.bn2":
             c["torchscript_layer"] = "/layer1/layer1.1/conv2/Conv"
+        if c["layer"] in ("layer1.0.conv1", "layer2.0.bn1"):
+            c["unavailable_in"] = ["dynamo", "torchscript"]
     reference["models"]["mobilenet_v2"] = run_model(
         "mobilenet_v2", mobilenet, image_example, plain, "input", [], ["input"],
         [("internal_influence", "features.3", "output"),

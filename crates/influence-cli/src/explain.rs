@@ -44,8 +44,9 @@ pub fn layers(model: &Path, all: bool, json: bool) -> Result<(), CliError> {
     #[cfg(all(not(feature = "flex"), not(feature = "ndarray"), feature = "wgpu"))]
     type B = influence_wgpu::InnerBackend;
     let m = OnnxModel::<B>::from_file(model, &Default::default())?;
-    let layers: Vec<_> = m
-        .layers()
+    // Shapes the file does not declare come from one forward of zeros.
+    let listed = m.layers_with_shapes(&Default::default());
+    let layers: Vec<_> = listed
         .iter()
         .filter(|l| all || l.kind == LayerKind::Module)
         .collect();

@@ -378,6 +378,72 @@ impl<B: Backend> OnnxModel<B> {
         &self.plan.layers.list
     }
 
+    /// [`layers`](Self::layers) with the shapes the file does not declare (`?`) filled in from
+    /// one forward of zeros of the explained input's declared shape (batch 1), on `device`.
+    /// Without a fully declared input, or when the graph needs other inputs, the declared
+    /// shapes are returned as they are.
+    pub fn layers_with_shapes(&self, device: &B::Device) -> Vec<LayerInfo> {
+        let list = self.plan.layers.list.clone();
+        let Some(dims) = self.input_dims() else {
+            return list;
+        };
+        let shape: Option<Vec<usize>> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                Dim::Fixed(n) => Some(if i == 0 { 1 } else { *n }),
+                _ if i == 0 => Some(1),
+                _ => None,
+            })
+            .collect();
+        let Some(shape) = shape else { return list };
+        if !self.plan.required.is_empty() || shape.is_empty() {
+            return list;
+        }
+        let n: usize = shape.iter().product();
+        let flat = Tensor::<B, 2>::zeros([shape[0], n / shape[0].max(1)], device);
+        let Ok(x) = AnyTensor::from_parts(flat, shape) else {
+            return list;
+        };
+        let mut shapes = vec![None; self.plan.graph.values.len()];
+        if let Some(v) = self.plan.input {
+            shapes[v] = Some(x.shape().to_vec());
+        }
+        if self
+            .run_recording(
+                Some(x),
+                &OnnxArgs::new(),
+                &mut Probe::disabled(),
+                &[self.plan.output],
+                Some(&mut shapes),
+            )
+            .is_err()
+        {
+            return list;
+        }
+        let fill = |side: &mut Vec<(String, String)>| {
+            for (name, shape) in side.iter_mut() {
+                if shape.contains('?')
+                    && let Some(Some(s)) = self
+                        .plan
+                        .graph
+                        .by_name
+                        .get(name)
+                        .map(|&v| shapes[v].clone())
+                {
+                    *shape = format!("{s:?}");
+                }
+            }
+        };
+        list.into_iter()
+            .map(|mut l| {
+                fill(&mut l.outputs);
+                fill(&mut l.inputs);
+                l
+            })
+            .collect()
+    }
+
     /// Which exporter's names the module paths were read from.
     pub fn naming(&self) -> Naming {
         self.plan.layers.naming
@@ -500,6 +566,18 @@ impl<B: Backend> OnnxModel<B> {
         args: &OnnxArgs<B>,
         probe: &mut Probe<B>,
         targets: &[ValueId],
+    ) -> Result<Vec<AnyTensor<B>>, OnnxError> {
+        self.run_recording(input, args, probe, targets, None)
+    }
+
+    /// [`run`](Self::run), recording the shape of every value computed when `shapes` is given.
+    fn run_recording(
+        &self,
+        input: Option<AnyTensor<B>>,
+        args: &OnnxArgs<B>,
+        probe: &mut Probe<B>,
+        targets: &[ValueId],
+        mut shapes: Option<&mut Vec<Option<Vec<usize>>>>,
     ) -> Result<Vec<AnyTensor<B>>, OnnxError> {
         let plan = &*self.plan;
         let g = &plan.graph;
@@ -697,6 +775,9 @@ impl<B: Backend> OnnxModel<B> {
             })?;
             for (slot, value) in node.outputs.iter().zip(outs) {
                 if let Some(v) = slot {
+                    if let Some(shapes) = shapes.as_deref_mut() {
+                        shapes[*v] = Some(value.shape());
+                    }
                     env[*v] = Some(value);
                 }
             }

@@ -187,7 +187,17 @@ impl Layers {
                 .any(|(k, _)| k == "pkg.torch.onnx.name_scopes")
         }) {
             Naming::Dynamo
-        } else if g.nodes.iter().filter(|n| n.name.starts_with('/')).count() * 2 >= g.nodes.len() {
+        } else if {
+            // The TorchScript exporter names the nodes it copies weights or constants with
+            // (`Identity_3`, `Constant_12`) without a path: count the others.
+            let named: Vec<_> = g
+                .nodes
+                .iter()
+                .filter(|n| !matches!(n.op_type.as_str(), "Identity" | "Constant"))
+                .collect();
+            !named.is_empty()
+                && named.iter().filter(|n| n.name.starts_with('/')).count() * 2 >= named.len()
+        } {
             Naming::TorchScript
         } else {
             Naming::Plain
