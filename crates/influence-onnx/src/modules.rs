@@ -181,23 +181,21 @@ fn node_modules(
 impl Layers {
     /// Reads the layers of a graph.
     pub fn new(g: &Graph) -> Self {
+        // The TorchScript exporter names the nodes it copies weights or constants with
+        // (`Identity_3`, `Constant_12`) without a path: count the others.
+        let named: Vec<_> = g
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n.op_type.as_str(), "Identity" | "Constant"))
+            .collect();
+        let by_path = named.iter().filter(|n| n.name.starts_with('/')).count();
         let naming = if g.nodes.iter().any(|n| {
             n.metadata
                 .iter()
                 .any(|(k, _)| k == "pkg.torch.onnx.name_scopes")
         }) {
             Naming::Dynamo
-        } else if {
-            // The TorchScript exporter names the nodes it copies weights or constants with
-            // (`Identity_3`, `Constant_12`) without a path: count the others.
-            let named: Vec<_> = g
-                .nodes
-                .iter()
-                .filter(|n| !matches!(n.op_type.as_str(), "Identity" | "Constant"))
-                .collect();
-            !named.is_empty()
-                && named.iter().filter(|n| n.name.starts_with('/')).count() * 2 >= named.len()
-        } {
+        } else if !named.is_empty() && by_path * 2 >= named.len() {
             Naming::TorchScript
         } else {
             Naming::Plain
