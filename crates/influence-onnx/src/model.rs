@@ -529,7 +529,8 @@ impl<B: Backend> OnnxModel<B> {
 
     /// Values of the graph computed from the graph's own inputs (all given in `args`, the
     /// explained input included by its name): say a text model's word embeddings from token
-    /// ids, to explain the model from them.
+    /// ids (`evaluate(&ids, &["embeddings.word_embeddings"])`), to explain the model from them.
+    /// A name is a value, or a module or node with one output value.
     ///
     /// # Errors
     /// As [`forward`](Self::forward); [`OnnxError::UnknownLayer`] for an unknown name.
@@ -538,18 +539,10 @@ impl<B: Backend> OnnxModel<B> {
         args: &OnnxArgs<B>,
         names: &[&str],
     ) -> Result<Vec<AnyTensor<B>>, OnnxError> {
-        let targets =
-            names
-                .iter()
-                .map(|n| {
-                    self.plan.graph.by_name.get(*n).copied().ok_or_else(|| {
-                        OnnxError::UnknownLayer {
-                            name: (*n).to_owned(),
-                            closest: self.plan.layers.closest(n),
-                        }
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+        let targets = names
+            .iter()
+            .map(|n| self.single_value(n))
+            .collect::<Result<Vec<_>, _>>()?;
         self.run(None, args, &mut Probe::disabled(), &targets)
     }
 
