@@ -27,11 +27,18 @@ step "native reference (flex)"
 # With every target, as `cargo test` (scripts/test.sh) builds them: the same feature
 # resolution (dev-dependencies included), so the Burn crates it built are reused. A
 # `--bin`-only build resolves features without dev-dependencies and rebuilt them (~10 min).
-cargo build -q --workspace --all-targets --features ndarray,flex,wgpu,cuda
+cargo build -q --workspace --all-targets --features ndarray,flex,wgpu,cuda,remote-server,onnx
 native=$(mktemp)
+onnx_native=$(mktemp)
 server=""
-trap '[ -z "$server" ] || kill $server 2>/dev/null; rm -f "$native"' EXIT
+trap '[ -z "$server" ] || kill $server 2>/dev/null; rm -f "$native" "$onnx_native"; rm -rf "$www/test-onnx"' EXIT
 "$target/debug/native-reference" 32 > "$native"
+# "Open your ONNX model": the fixture models, served beside the page for the test only.
+"$target/debug/native-reference" --onnx tests/fixtures/onnx > "$onnx_native"
+mkdir -p "$www/test-onnx"
+cp tests/fixtures/onnx/resnet18.dynamo.onnx tests/fixtures/onnx/resnet18.dynamo.onnx.data \
+   tests/fixtures/onnx/vit.torchscript.onnx "$www/test-onnx/"
+onnx_args=("$onnx_native" "$root/tests/fixtures/onnx" "$root/docs/digits-class-3.png")
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -58,10 +65,10 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && { up=tr
 [ "$up" = true ] || { echo "test-web.sh: the static server did not start on port $port" >&2; exit 1; }
 
 step "browser test, flex"
-node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32 flex
+node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32 flex "${onnx_args[@]}"
 if [[ ",${WEB_FEATURES-webgpu}," == *,webgpu,* ]]; then
   step "browser test, WebGPU (SwiftShader)"
-  node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32 webgpu
+  node crates/influence-web/test/browser-test.mjs "http://127.0.0.1:$port/index.html" "$native" 32 webgpu "${onnx_args[@]}"
 else
   step "browser test, WebGPU: skipped (WEB_FEATURES='${WEB_FEATURES-}' has no webgpu)"
 fi

@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use burn_influence::{AttributeCall, Explainable, InternalInfluence, Method, Target};
+use burn_influence::onnx::{OnnxArgs, OnnxModel};
+use burn_influence::{AnyTensor, AttributeCall, Explainable, InternalInfluence, Method, Target};
 use clap::Parser;
 use workloads::{Kind, NAMES, Workload, gemm_flops, workload};
 
@@ -253,6 +254,63 @@ fn time_one<B: AutodiffBackend>(
             let flops = workloads::resnet18_flops(*size, stage, *batch, args.n_steps);
             (times, peak, flops)
         }
+        Kind::OnnxResNet18 { path, batch, size } => {
+            let t = Instant::now();
+            let model = OnnxModel::<B>::from_file(path, device).expect("the ONNX ResNet-18 loads");
+            println!(
+                "# {}: loaded {} in {:.3} s",
+                w.name,
+                path.display(),
+                t.elapsed().as_secs_f64()
+            );
+            let (_, x) = seeded_resnet18::<B>(*batch, *size, device);
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            let (times, peak) = time_calls(args.repeats, || {
+                let call = ii
+                    .attribute(AnyTensor::from(x.clone()))
+                    .target(Target::Predicted);
+                run_call(call, args.n_steps, args.internal_batch_size, args.threads);
+            });
+            let stage = w.layer.trim_start_matches("layer").parse().unwrap_or(0);
+            let flops = workloads::resnet18_flops(*size, stage, *batch, args.n_steps);
+            (times, peak, flops)
+        }
+        Kind::OnnxMiniLm { path, dir } => {
+            let t = Instant::now();
+            let model = OnnxModel::<B>::from_file(path, device)
+                .and_then(|m| m.with_input("embeddings.word_embeddings"))
+                .expect("the ONNX MiniLM loads");
+            println!(
+                "# {}: loaded {} in {:.3} s",
+                w.name,
+                path.display(),
+                t.elapsed().as_secs_f64()
+            );
+            let tok = influence_minilm::MiniLm::<B>::load(dir, device).expect("MiniLM loads");
+            let batch = tok
+                .tokenize(&[workloads::MINILM_SENTENCE.to_string()], device)
+                .expect("tokenizes");
+            let seq = batch.ids[0].len();
+            let ids: Vec<i64> = batch.ids[0].iter().map(|&i| i as i64).collect();
+            let ids = OnnxArgs::<B>::new()
+                .ints("input_ids", ids, &[1, seq])
+                .expect("ids");
+            let words = model
+                .evaluate(&ids, &["embeddings.word_embeddings"])
+                .expect("word embeddings")
+                .remove(0);
+            let args_ = OnnxArgs::<B>::new()
+                .ints("attention_mask", vec![1; seq], &[1, seq])
+                .expect("mask");
+            let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            let (times, peak) = time_calls(args.repeats, || {
+                let call = ii
+                    .attribute(words.clone())
+                    .additional_forward_args(args_.clone());
+                run_call(call, args.n_steps, args.internal_batch_size, args.threads);
+            });
+            (times, peak, workloads::minilm_flops(seq, args.n_steps))
+        }
     };
     let gemm = gemm_flops::<B::InnerBackend>(device, 5);
     Timing {
@@ -435,10 +493,11 @@ fn exact_one<B: AutodiffBackend>(w: &Workload, device: &B::Device, max_pieces: u
                 ii.attribute(x.clone()).target(Target::Predicted)
             });
         }
-        Kind::MiniLm(_) => println!(
+        Kind::MiniLm(_) | Kind::OnnxMiniLm { .. } => println!(
             "{:<13} exact: not offered (GELU, softmax and layer norm are not piecewise linear: run_exact refuses it)",
             w.name
         ),
+        Kind::OnnxResNet18 { .. } => println!("{:<13} exact: not offered", w.name),
     }
 }
 
@@ -471,7 +530,9 @@ fn study_one<B: AutodiffBackend>(w: &Workload, device: &B::Device) {
                     .additional_forward_args(batch.mask.clone())
             });
         }
-        Kind::ResNet18 { .. } => println!("# quadrature study: {} not offered", w.name),
+        Kind::ResNet18 { .. } | Kind::OnnxResNet18 { .. } | Kind::OnnxMiniLm { .. } => {
+            println!("# quadrature study: {} not offered", w.name)
+        }
     }
 }
 
@@ -600,13 +661,33 @@ fn main() -> ExitCode {
         match workload(n) {
             Some(w) => workloads.push(w),
             None if n == "resnet18_224" => workloads.push(workloads::resnet18_224()),
+            None if n == "onnx_resnet18_224" || n == "onnx_ts_resnet18_224" => {
+                let file = if n.contains("_ts_") {
+                    "resnet18_224.torchscript.onnx"
+                } else {
+                    "resnet18_224.onnx"
+                };
+                match workloads::onnx_resnet18_224(file) {
+                    Ok(w) => workloads.push(w),
+                    Err(e) => println!("# {n}: skipped: {e}"),
+                }
+            }
+            None if n == "onnx_minilm" => {
+                match influence_minilm::find_model_dir(None)
+                    .map_err(|e| e.to_string())
+                    .and_then(workloads::onnx_minilm)
+                {
+                    Ok(w) => workloads.push(w),
+                    Err(e) => println!("# onnx_minilm: skipped: {e}"),
+                }
+            }
             None if n == "minilm" => match influence_minilm::find_model_dir(None) {
                 Ok(dir) => workloads.push(workloads::minilm(dir)),
                 Err(e) => println!("# minilm: skipped: {e}"),
             },
             None => {
                 eprintln!(
-                    "error: --workload {n:?}: unknown; choose from {NAMES:?}, resnet18_224 or minilm"
+                    "error: --workload {n:?}: unknown; choose from {NAMES:?}, resnet18_224, minilm, onnx_resnet18_224, onnx_ts_resnet18_224 or onnx_minilm"
                 );
                 return ExitCode::FAILURE;
             }

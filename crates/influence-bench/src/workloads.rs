@@ -23,6 +23,76 @@ pub enum Kind {
         /// Their side in pixels.
         size: usize,
     },
+    /// The same ResNet-18 (same weights, images and targets) as an ONNX file
+    /// (`scripts/onnx/export_bench.py`), through `influence-onnx`.
+    OnnxResNet18 {
+        /// The `.onnx` file.
+        path: std::path::PathBuf,
+        /// Images in the batch.
+        batch: usize,
+        /// Their side in pixels.
+        size: usize,
+    },
+    /// The `minilm` workload's similarity as an ONNX file (`scripts/onnx/export_bench.py`),
+    /// explained from its word embeddings; the tokenizer of the MiniLM directory.
+    OnnxMiniLm {
+        /// The `.onnx` file.
+        path: std::path::PathBuf,
+        /// The MiniLM directory (tokenizer).
+        dir: std::path::PathBuf,
+    },
+}
+
+/// The directory of the ONNX workloads' files: `$INFLUENCE_ONNX_BENCH_DIR`, else
+/// `/var/tmp/onnx-bench` (`python3 scripts/onnx/export_bench.py --out DIR` writes them).
+pub fn onnx_dir() -> std::path::PathBuf {
+    std::env::var_os("INFLUENCE_ONNX_BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| "/var/tmp/onnx-bench".into())
+}
+
+/// `onnx_resnet18_224`: `resnet18_224` from `resnet18_224.onnx` (dynamo export), or from
+/// `file` in [`onnx_dir`].
+pub fn onnx_resnet18_224(file: &str) -> Result<Workload, String> {
+    let path = onnx_dir().join(file);
+    if !path.is_file() {
+        return Err(format!(
+            "{} missing: python3 scripts/onnx/export_bench.py --out {}",
+            path.display(),
+            onnx_dir().display()
+        ));
+    }
+    Ok(Workload {
+        name: if file.contains("torchscript") {
+            "onnx_ts_resnet18_224"
+        } else {
+            "onnx_resnet18_224"
+        },
+        kind: Kind::OnnxResNet18 {
+            path,
+            batch: 2,
+            size: 224,
+        },
+        layer: "layer3",
+    })
+}
+
+/// `onnx_minilm`: `minilm` from `minilm_similarity.onnx` in [`onnx_dir`].
+pub fn onnx_minilm(dir: std::path::PathBuf) -> Result<Workload, String> {
+    let path = onnx_dir().join("minilm_similarity.onnx");
+    if !path.is_file() {
+        return Err(format!(
+            "{} missing: python3 scripts/onnx/export_bench.py --out {} --minilm-dir {}",
+            path.display(),
+            onnx_dir().display(),
+            dir.display()
+        ));
+    }
+    Ok(Workload {
+        name: "onnx_minilm",
+        kind: Kind::OnnxMiniLm { path, dir },
+        layer: "encoder.layer.2",
+    })
 }
 
 /// The `resnet18_224` workload: torchvision's ResNet-18 at 224×224, batch 2, layer3

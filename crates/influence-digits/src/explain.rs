@@ -102,18 +102,18 @@ impl LayerMethod {
     /// target): the one place that maps a method name to a call, for the example (which runs
     /// it) and the web demo (which awaits it).
     ///
-    /// # Shapes
-    /// - x: `[batch, 1, 8, 8]`
+    /// Any explainable model: the digits CNN (`x`: `[batch, 1, 8, 8]`), an ONNX model (`x`:
+    /// its input, an `AnyTensor`).
     ///
     /// # Errors
     /// [`InfluenceError::UnknownLayer`] when the model does not expose `layer`.
-    pub fn call<B: AutodiffBackend>(
+    pub fn call<B: AutodiffBackend, M: Explainable<B>>(
         self,
-        model: &DigitsCnn<B>,
+        model: &M,
         layer: &str,
-        x: Tensor<B, 4>,
+        x: M::Inputs,
         settings: CallSettings<B>,
-    ) -> Result<MethodCall<B, DigitsCnn<B>>, InfluenceError> {
+    ) -> Result<MethodCall<B, M>, InfluenceError> {
         let CallSettings {
             target,
             n_steps,
@@ -123,7 +123,7 @@ impl LayerMethod {
             baselines,
             progress,
         } = settings;
-        let path = |call: AttributeCall<B, DigitsCnn<B>>| {
+        let path = |call: AttributeCall<B, M>| {
             let mut call = call.target(target.clone()).n_steps(n_steps).method(method);
             if let Some(m) = internal_batch_size {
                 call = call.internal_batch_size(m);

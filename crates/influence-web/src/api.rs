@@ -11,12 +11,16 @@ use influence_digits::explain::CallSettings;
 use influence_digits::model::{DigitsCnn, DigitsCnnConfig};
 use serde::Deserialize;
 
+use influence_core::{AnyTensor, Explainable};
+use influence_onnx::{Dim, LayerKind, OnnxArgs, OnnxModel};
+
 use crate::{LayerMethod, WebError};
 
 /// A progress callback of [`Model::attribute`]: `(passes done, passes in the call)`.
 pub type ProgressFn = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
 
-/// The model architectures compiled into the module, by the name `Explainer.load` takes.
+/// The model architectures compiled into the module, by the name `Explainer.load` takes
+/// (`Explainer.fromOnnx` takes any ONNX model).
 pub const MODELS: [&str; 1] = ["digits_cnn"];
 
 /// The keys of the JavaScript object `AttributeOptions`, as [`AttributeOptions`] reads them.
@@ -91,12 +95,30 @@ pub struct HostTensor {
     pub shape: Vec<usize>,
 }
 
-/// A model built in to the module, with its weights.
+/// A model built in to the module, with its weights, or a user's ONNX model.
 #[derive(Debug, Clone)]
+// One per explainer: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Model<B: AutodiffBackend> {
     /// The digits CNN of the digits example: input `[batch, 1, 8, 8]`, output
     /// `[batch, 10]` logits.
     DigitsCnn(DigitsCnn<B>),
+    /// An ONNX model (`Explainer.fromOnnx`), its layers by PyTorch module name; its input is
+    /// the graph's first float input, of fixed dims besides the batch.
+    Onnx(OnnxModel<B>),
+}
+
+/// One layer of an ONNX model, as `Explainer.layers()` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LayerSummary {
+    /// Its name (`layer3`, `features.3`).
+    pub name: String,
+    /// `module`, `node` or `value`.
+    pub kind: String,
+    /// The module's class or the node's operators.
+    pub what: String,
+    /// The shapes of its output values (`[batch, 256, 14, 14]`).
+    pub outputs: Vec<String>,
 }
 
 impl<B: AutodiffBackend> Model<B> {
@@ -121,11 +143,108 @@ impl<B: AutodiffBackend> Model<B> {
         }
     }
 
+    /// An ONNX model from the bytes of its `.onnx` file and, when the export keeps its
+    /// weights beside the graph (the dynamo exporter's default), of its `.onnx.data` file.
+    ///
+    /// # Errors
+    /// [`WebError::Onnx`] for a file that does not load (every fault is a typed error), and
+    /// for a model without a float input of fixed dims besides the batch.
+    pub fn from_onnx(
+        bytes: &[u8],
+        data: Option<&[u8]>,
+        device: &B::Device,
+    ) -> Result<Self, WebError> {
+        let model = match data {
+            Some(d) => OnnxModel::from_bytes_with_data(bytes, d, device)?,
+            None => OnnxModel::from_bytes(bytes, device)?,
+        };
+        let model = Model::Onnx(model);
+        model.example_shape()?;
+        Ok(model)
+    }
+
     /// The input shape without the batch dimension.
-    pub fn example_shape(&self) -> &'static [usize] {
+    ///
+    /// # Errors
+    /// [`WebError::Onnx`] for an ONNX model whose input is not a float tensor of fixed dims
+    /// besides the batch.
+    pub fn example_shape(&self) -> Result<Vec<usize>, WebError> {
         match self {
-            Model::DigitsCnn(_) => &[1, 8, 8],
+            Model::DigitsCnn(_) => Ok(vec![1, 8, 8]),
+            Model::Onnx(m) => {
+                let err = |message: String| {
+                    WebError::Onnx(influence_onnx::OnnxError::Input {
+                        name: m.input_name().unwrap_or("").to_owned(),
+                        message,
+                    })
+                };
+                let dims = m.input_dims().ok_or_else(|| {
+                    err("the model has no float input with a declared shape".into())
+                })?;
+                dims.iter()
+                    .skip(1)
+                    .map(|d| match d {
+                        Dim::Fixed(n) => Ok(*n),
+                        other => Err(err(format!(
+                            "its dims besides the batch must be fixed, one is {other}"
+                        ))),
+                    })
+                    .collect()
+            }
         }
+    }
+
+    /// The layers of an ONNX model (PyTorch modules first; all when `all`), with their
+    /// shapes; the digits CNN's probe layers.
+    pub fn layers(&self, all: bool, device: &B::Device) -> Vec<LayerSummary> {
+        match self {
+            Model::DigitsCnn(m) => influence_core::LayerProbe::layer_names(m)
+                .into_iter()
+                .map(|name| LayerSummary {
+                    name,
+                    kind: "module".into(),
+                    what: String::new(),
+                    outputs: Vec::new(),
+                })
+                .collect(),
+            Model::Onnx(m) => m
+                .layers_with_shapes(device)
+                .into_iter()
+                .filter(|l| all || l.kind == LayerKind::Module)
+                .map(|l| LayerSummary {
+                    name: l.name,
+                    kind: match l.kind {
+                        LayerKind::Module => "module",
+                        LayerKind::Node => "node",
+                        LayerKind::Value => "value",
+                    }
+                    .into(),
+                    what: l.what,
+                    outputs: l.outputs.into_iter().map(|(_, s)| s).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn input_any(
+        &self,
+        values: &[f32],
+        shape: &[usize],
+        device: &B::Device,
+    ) -> Result<AnyTensor<B>, WebError> {
+        let example = self.example_shape()?;
+        let shape_ok = shape.len() == example.len() + 1 && shape[1..] == *example;
+        if !shape_ok || shape.iter().product::<usize>() != values.len() || shape[0] == 0 {
+            return Err(WebError::Shape {
+                expected: format!("[batch, {}]", join(&example)),
+                shape: shape.to_vec(),
+                values: values.len(),
+            });
+        }
+        let n = values.len();
+        let flat = Tensor::<B, 1>::from_data(TensorData::new(values.to_vec(), [n]), device)
+            .reshape([shape[0], n / shape[0]]);
+        Ok(AnyTensor::from_parts(flat, shape.to_vec())?)
     }
 
     fn input(
@@ -134,11 +253,11 @@ impl<B: AutodiffBackend> Model<B> {
         shape: &[usize],
         device: &B::Device,
     ) -> Result<Tensor<B, 4>, WebError> {
-        let example = self.example_shape();
+        let example = self.example_shape()?;
         let shape_ok = shape.len() == example.len() + 1 && shape[1..] == *example;
         if !shape_ok || shape.iter().product::<usize>() != values.len() {
             return Err(WebError::Shape {
-                expected: format!("[batch, {}]", join(example)),
+                expected: format!("[batch, {}]", join(&example)),
                 shape: shape.to_vec(),
                 values: values.len(),
             });
@@ -161,10 +280,24 @@ impl<B: AutodiffBackend> Model<B> {
         shape: &[usize],
         device: &B::Device,
     ) -> Result<HostTensor, WebError> {
-        let x = self.input(input, shape, device)?;
-        let Model::DigitsCnn(model) = self;
-        let y = model.forward(x).inner();
-        read(y.into_data_async().await).map(|(values, shape)| HostTensor { values, shape })
+        match self {
+            Model::DigitsCnn(model) => {
+                let x = self.input(input, shape, device)?;
+                let y = model.forward(x).inner();
+                read(y.into_data_async().await).map(|(values, shape)| HostTensor { values, shape })
+            }
+            Model::Onnx(model) => {
+                let x = self.input_any(input, shape, device)?;
+                let y = influence_core::predict(model, x, &OnnxArgs::new())?;
+                let shape = y.shape().to_vec();
+                let data = y.into_data_async().await?;
+                let values = data
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .map_err(|e| WebError::Influence(InfluenceError::Read(format!("{e:?}"))))?;
+                Ok(HostTensor { values, shape })
+            }
+        }
     }
 
     /// The attribution of `options.attribution` at `options.layer` for `input` (`shape`
@@ -186,7 +319,6 @@ impl<B: AutodiffBackend> Model<B> {
         progress: Option<ProgressFn>,
         device: &B::Device,
     ) -> Result<HostTensor, WebError> {
-        let x = self.input(input, shape, device)?;
         let method: LayerMethod = options
             .attribution
             .as_deref()
@@ -212,21 +344,40 @@ impl<B: AutodiffBackend> Model<B> {
         let baselines: Option<Baselines<B>> = match &options.baselines {
             None => None,
             Some(BaselinesOption::Scalar(v)) => Some((*v).into()),
-            Some(BaselinesOption::Values(v)) => Some(self.input(v, shape, device)?.into()),
+            Some(BaselinesOption::Values(v)) => Some(self.input_any(v, shape, device)?.into()),
         };
-        let Model::DigitsCnn(model) = self;
-        let attribution = attribute(
-            method,
-            model,
-            x,
-            &options.layer,
-            target,
-            rule,
-            options,
-            baselines,
-            progress,
-        )
-        .await?;
+        let attribution = match self {
+            Model::DigitsCnn(model) => {
+                let x = self.input(input, shape, device)?;
+                attribute(
+                    method,
+                    model,
+                    x,
+                    &options.layer,
+                    target,
+                    rule,
+                    options,
+                    baselines,
+                    progress,
+                )
+                .await?
+            }
+            Model::Onnx(model) => {
+                let x = self.input_any(input, shape, device)?;
+                attribute(
+                    method,
+                    model,
+                    x,
+                    &options.layer,
+                    target,
+                    rule,
+                    options,
+                    baselines,
+                    progress,
+                )
+                .await?
+            }
+        };
         let tensor = attribution.into_tensors().remove(0);
         let shape = tensor.shape().to_vec();
         let data = tensor.into_data_async().await?;
@@ -241,10 +392,10 @@ impl<B: AutodiffBackend> Model<B> {
 /// `method` at `layer` of `x` with the settings of `options` (all but the target, the rule
 /// and the baselines, given here already read), awaiting the one device read.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn attribute<B: AutodiffBackend>(
+pub(crate) async fn attribute<B: AutodiffBackend, M: Explainable<B>>(
     method: LayerMethod,
-    model: &DigitsCnn<B>,
-    x: Tensor<B, 4>,
+    model: &M,
+    x: M::Inputs,
     layer: &str,
     target: Target,
     rule: Method,

@@ -82,6 +82,9 @@ pub enum WebError {
     #[error(transparent)]
     Influence(#[from] InfluenceError),
     /// `Explainer.load` with a model name that is not built in ([`api::MODELS`]).
+    /// An ONNX model that does not load, or whose input is not supported here.
+    #[error(transparent)]
+    Onnx(#[from] influence_onnx::OnnxError),
     #[error("model: unknown model '{0}' (this module has: digits_cnn)")]
     UnknownModel(String),
     /// An input or baselines whose shape is not the model's, or does not match the number of
@@ -105,8 +108,10 @@ pub enum WebError {
 /// # Errors
 /// [`WebError::Weights`] when the weights do not load.
 pub fn load_model<B: AutodiffBackend>(device: &B::Device) -> Result<DigitsCnn<B>, WebError> {
-    let api::Model::DigitsCnn(model) = api::Model::load("digits_cnn", WEIGHTS.to_vec(), device)?;
-    Ok(model)
+    match api::Model::load("digits_cnn", WEIGHTS.to_vec(), device)? {
+        api::Model::DigitsCnn(model) => Ok(model),
+        api::Model::Onnx(_) => unreachable!("digits_cnn loads the digits CNN"),
+    }
 }
 
 /// Predicts one digit and explains the prediction with `method` (Internal Influence or a

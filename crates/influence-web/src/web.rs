@@ -2,6 +2,10 @@
 //!
 //! ```ts
 //! const explainer = await Explainer.load("digits_cnn", recordBytes, "auto");
+//! // or any ONNX model (with its external data's bytes when the export has them):
+//! const onnx = await Explainer.fromOnnx(onnxBytes, "auto", dataBytes);
+//! onnx.layers();                           // [{ name: "layer3", kind: "module", what, outputs }]
+//! onnx.inputShape;                         // Uint32Array [3, 224, 224] (one example)
 //! explainer.backend;                       // "webgpu" or "flex"
 //! const logits = await explainer.predict(pixels, [1, 1, 8, 8]);
 //! const attr = await explainer.attribute(pixels, [1, 1, 8, 8],
@@ -48,6 +52,11 @@ enum Engine {
 
 #[cfg(feature = "webgpu")]
 type WebGpuBackend = burn_autodiff::Autodiff<burn_wgpu::Wgpu>;
+#[cfg(feature = "webgpu")]
+type WebGpuDevice = burn_wgpu::WgpuDevice;
+/// No WebGPU device in a build without WebGPU.
+#[cfg(not(feature = "webgpu"))]
+enum WebGpuDevice {}
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -105,53 +114,63 @@ impl Explainer {
         record: Vec<u8>,
         backend: String,
     ) -> Result<Explainer, JsError> {
-        console_error_panic_hook::set_once();
-        let webgpu = match backend.as_str() {
-            "webgpu" => true,
-            "flex" => false,
-            "auto" => webgpu_adapter().await,
-            other => {
-                return Err(JsError::new(&format!(
-                    "backend: unknown backend '{other}' (webgpu, flex or auto)"
-                )));
-            }
-        };
-        if webgpu {
+        Self::start(backend, |device_webgpu| match device_webgpu {
             #[cfg(feature = "webgpu")]
-            {
-                // "auto" found an adapter already; "webgpu" has not looked.
-                if backend == "webgpu" && !webgpu_adapter().await {
-                    return Err(JsError::new(
-                        "backend: webgpu asked, but this browser offers no WebGPU adapter",
-                    ));
-                }
-                let device = burn_wgpu::WgpuDevice::DefaultDevice;
-                burn_wgpu::init_setup_async::<burn_wgpu::graphics::WebGpu>(
-                    &device,
-                    Default::default(),
-                )
-                .await;
-                let model = Model::load(&model, record, &device).map_err(js_err)?;
-                return Ok(Explainer {
-                    engine: Engine::WebGpu(model),
-                    backend: "webgpu".into(),
-                });
-            }
+            Some(device) => Model::load(&model, record.clone(), device).map(Engine::WebGpu),
             #[cfg(not(feature = "webgpu"))]
-            if backend == "webgpu" {
-                return Err(JsError::new(
-                    "backend: this module was built without WebGPU (feature webgpu)",
-                ));
+            Some(never) => match *never {},
+            None => {
+                Model::load(&model, record.clone(), &influence_flex::device()).map(Engine::Flex)
             }
-        }
-        let model = Model::load(&model, record, &influence_flex::device()).map_err(js_err)?;
-        Ok(Explainer {
-            engine: Engine::Flex(model),
-            backend: "flex".into(),
         })
+        .await
     }
 
-    /// The backend in use: `"webgpu"` or `"flex"`.
+    /// An ONNX model from the bytes of its `.onnx` file, and of its external data file
+    /// (`model.onnx.data`, the dynamo exporter's default) when it has one. Its layers are
+    /// its PyTorch module names (`layers()`); every fault of the file is a rejected promise
+    /// with the typed error's message.
+    #[wasm_bindgen(js_name = fromOnnx)]
+    pub async fn from_onnx(
+        bytes: Vec<u8>,
+        backend: String,
+        data: Option<Vec<u8>>,
+    ) -> Result<Explainer, JsError> {
+        Self::start(backend, |device_webgpu| match device_webgpu {
+            #[cfg(feature = "webgpu")]
+            Some(device) => Model::from_onnx(&bytes, data.as_deref(), device).map(Engine::WebGpu),
+            #[cfg(not(feature = "webgpu"))]
+            Some(never) => match *never {},
+            None => Model::from_onnx(&bytes, data.as_deref(), &influence_flex::device())
+                .map(Engine::Flex),
+        })
+        .await
+    }
+
+    /// The model's layers: for an ONNX model its PyTorch modules (with `all`, also every
+    /// node and value), each `{ name, kind, what, outputs }` with its output shapes.
+    pub fn layers(&self, all: Option<bool>) -> Result<JsValue, JsError> {
+        let all = all.unwrap_or(false);
+        let layers = match &self.engine {
+            Engine::Flex(m) => m.layers(all, &influence_flex::device()),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(m) => m.layers(all, &burn_wgpu::WgpuDevice::DefaultDevice),
+        };
+        serde_wasm_bindgen::to_value(&layers).map_err(js_err)
+    }
+
+    /// The shape of one example of the model's input (without the batch).
+    #[wasm_bindgen(getter, js_name = inputShape)]
+    pub fn input_shape(&self) -> Result<Vec<u32>, JsError> {
+        let shape = match &self.engine {
+            Engine::Flex(m) => m.example_shape(),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(m) => m.example_shape(),
+        }
+        .map_err(js_err)?;
+        Ok(shape.into_iter().map(|d| d as u32).collect())
+    }
+
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.backend.clone()
@@ -225,6 +244,59 @@ impl Explainer {
 }
 
 /// A JavaScript function as the attribution's progress callback.
+impl Explainer {
+    /// Picks the backend (`webgpu`, `flex` or `auto`) and builds the model on it.
+    async fn start(
+        backend: String,
+        build: impl Fn(Option<&WebGpuDevice>) -> Result<Engine, crate::WebError>,
+    ) -> Result<Explainer, JsError> {
+        console_error_panic_hook::set_once();
+        let webgpu = match backend.as_str() {
+            "webgpu" => true,
+            "flex" => false,
+            "auto" => webgpu_adapter().await,
+            other => {
+                return Err(JsError::new(&format!(
+                    "backend: unknown backend '{other}' (webgpu, flex or auto)"
+                )));
+            }
+        };
+        if webgpu {
+            #[cfg(feature = "webgpu")]
+            {
+                // "auto" found an adapter already; "webgpu" has not looked.
+                if backend == "webgpu" && !webgpu_adapter().await {
+                    return Err(JsError::new(
+                        "backend: webgpu asked, but this browser offers no WebGPU adapter",
+                    ));
+                }
+                let device = burn_wgpu::WgpuDevice::DefaultDevice;
+                burn_wgpu::init_setup_async::<burn_wgpu::graphics::WebGpu>(
+                    &device,
+                    Default::default(),
+                )
+                .await;
+                let engine = build(Some(&device)).map_err(js_err)?;
+                return Ok(Explainer {
+                    engine,
+                    backend: "webgpu".into(),
+                });
+            }
+            #[cfg(not(feature = "webgpu"))]
+            if backend == "webgpu" {
+                return Err(JsError::new(
+                    "backend: this module was built without WebGPU (feature webgpu)",
+                ));
+            }
+        }
+        let engine = build(None).map_err(js_err)?;
+        Ok(Explainer {
+            engine,
+            backend: "flex".into(),
+        })
+    }
+}
+
 struct JsCallback(js_sys::Function);
 // SAFETY: wasm32-unknown-unknown without the `atomics` target feature (this build) has one
 // thread: the callback is created, called and dropped on it (the attribution runs its passes

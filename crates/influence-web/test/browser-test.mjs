@@ -8,13 +8,18 @@
 // --use-webgpu-adapter=swiftshader, the page asked for webgpu). The page must report the one
 // asked for.
 //
-// usage: node browser-test.mjs URL NATIVE_JSON [N_STEPS] [flex|webgpu]
+// Then "open your ONNX model" (onnx-app.js): fixture ONNX models (one with external data) loaded
+// from their bytes, explained in the page's worker and compared with the native numbers
+// (`native-reference --onnx`, the same API natively); the page's own path (file pickers, layer
+// list, an image, the map); and a typed error for a misspelt layer.
+//
+// usage: node browser-test.mjs URL NATIVE_JSON [N_STEPS] [flex|webgpu] [ONNX_NATIVE_JSON ONNX_DIR IMAGE]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const [url, nativePath, stepsArg, backendArg] = process.argv.slice(2);
+const [url, nativePath, stepsArg, backendArg, onnxNativePath, onnxDir, imagePath] = process.argv.slice(2);
 const nSteps = Number(stepsArg ?? 32);
 const wanted = backendArg ?? 'flex';
 if (!['flex', 'webgpu'].includes(wanted)) throw new Error(`backend must be flex or webgpu, not ${wanted}`);
@@ -32,6 +37,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 let failures = 0;
+let onnxChecks = 0;
 try {
   const page = await context.newPage();
   page.on('console', (m) => console.log(`  [page] ${m.text()}`));
@@ -156,10 +162,54 @@ try {
     if (!ok) failures++;
     console.log(`  minimal app, rejected ${JSON.stringify(options)} ${JSON.stringify(shape)}: ${r.error ?? 'resolved'} ${ok ? 'ok' : 'FAILED'}`);
   }
+
+  // "Open your ONNX model".
+  if (onnxNativePath) {
+    const onnxNative = JSON.parse(fs.readFileSync(onnxNativePath, 'utf8'));
+    for (const ref of onnxNative) {
+      const loaded = await page.evaluate(([m, d]) => window.onnxDemo.loadUrls(`test-onnx/${m}`, d && `test-onnx/${d}`),
+        [ref.model, ref.data]);
+      const r = await page.evaluate(([x, shape, layer, target, n]) => window.onnxDemo.explain(x, shape, layer, target, n),
+        [ref.input, ref.shape, ref.layer, ref.target, ref.n_steps]);
+      const diff = Math.max(relDiff(r.values, ref.values), relDiff(r.logits, ref.logits));
+      const ok = loaded.backend === wanted && JSON.stringify(r.shape) === JSON.stringify(ref.attribution_shape)
+        && diff <= TOLERANCE && loaded.layers.some((l) => l.name === ref.layer);
+      if (!ok) failures++;
+      console.log(`  onnx ${ref.model}${ref.data ? ' + external data' : ''}, ${ref.layer}: ${loaded.layers.length} modules,` +
+        ` shape [${r.shape}], largest relative difference ${diff.toExponential(2)} ${ok ? 'ok' : 'FAILED'}`);
+    }
+    const misspelt = await page.evaluate(() => window.onnxDemo.error(new Array(3 * 32 * 32).fill(0), [1, 3, 32, 32],
+      { layer: 'block.0', target: 0, nSteps: 4 }));
+    const misspeltOk = typeof misspelt === 'string' && misspelt.includes('blocks.0');
+    if (!misspeltOk) failures++;
+    console.log(`  onnx, a misspelt layer: ${misspelt} ${misspeltOk ? 'ok' : 'FAILED'}`);
+    // The page's own path: file pickers, the module list, an image, the map.
+    await page.setInputFiles('#onnx-file', path.join(onnxDir, 'resnet18.dynamo.onnx'));
+    await page.setInputFiles('#onnx-data', path.join(onnxDir, 'resnet18.dynamo.onnx.data'));
+    await page.click('#onnx-load');
+    await page.waitForFunction(() => /^(loaded|error)/.test(document.getElementById('onnx-status').textContent), null, { timeout: 120_000 });
+    await page.selectOption('#onnx-layer', 'layer2');
+    await page.setInputFiles('#onnx-image', imagePath);
+    await page.waitForFunction(() => !document.getElementById('onnx-explain').disabled, null, { timeout: 30_000 });
+    await page.click('#onnx-explain');
+    await page.waitForFunction(() => /^(class|error)/.test(document.getElementById('onnx-caption').textContent), null, { timeout: 120_000 });
+    const ui = await page.evaluate(() => ({
+      status: document.getElementById('onnx-status').textContent,
+      caption: document.getElementById('onnx-caption').textContent,
+      options: document.getElementById('onnx-layer').options.length,
+      painted: Array.from(document.getElementById('onnx-map').getContext('2d').getImageData(0, 0, 224, 224).data)
+        .some((v, i) => i % 4 !== 3 && v !== 0),
+    }));
+    const uiOk = ui.status.startsWith('loaded') && ui.caption.startsWith('class') && ui.options > 10 && ui.painted;
+    if (!uiOk) failures++;
+    console.log(`  onnx page: "${ui.status}", ${ui.options} layers listed, "${ui.caption}" ${uiOk ? 'ok' : 'FAILED'}`);
+    await page.screenshot({ path: path.join(os.tmpdir(), `influence-web-onnx-${wanted}.png`), fullPage: true });
+    onnxChecks = onnxNative.length + 2;
+  }
 } finally {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
 }
-const checks = native.length + 1 + 1 + 3 + 1 + 4;
+const checks = native.length + 1 + 1 + 3 + 1 + 4 + onnxChecks;
 console.log(`browser test (${wanted}): ${checks - failures} passed, ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);

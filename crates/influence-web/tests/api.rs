@@ -18,7 +18,9 @@ fn options(json: &str) -> AttributeOptions {
 #[test]
 fn attribute_equals_the_demo_explanation() {
     let model = model();
-    let Model::DigitsCnn(cnn) = &model;
+    let Model::DigitsCnn(cnn) = &model else {
+        unreachable!("digits_cnn")
+    };
     let device = influence_flex::device();
     for f in fixtures().iter().take(3) {
         let demo = block_on(explain_digit(
@@ -206,4 +208,96 @@ fn typed_errors() {
             .to_string()
             .contains("unknown field `n_steps`")
     );
+}
+
+fn onnx_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/onnx")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// `Explainer.fromOnnx` with the graph's and the external data's bytes: the layers by module
+/// name, the prediction, and Captum's numbers (the fixture's float64 reference).
+#[test]
+fn onnx_from_bytes_with_external_data_matches_captum() {
+    let device = influence_flex::device();
+    let (graph, data) = (
+        onnx_fixture("resnet18.dynamo.onnx"),
+        onnx_fixture("resnet18.dynamo.onnx.data"),
+    );
+    let model = Model::<B>::from_onnx(&graph, Some(&data), &device).unwrap();
+    assert_eq!(model.example_shape().unwrap(), vec![3, 32, 32]);
+    let layers = model.layers(false, &device);
+    let layer3 = layers.iter().find(|l| l.name == "layer3").unwrap();
+    assert_eq!(layer3.outputs, vec!["[batch, 16, 2, 2]".to_string()]);
+    let st = onnx_fixture("resnet18.safetensors");
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    let x: Vec<f32> = st
+        .tensor("input")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let logits = block_on(model.predict(&x, &[2, 3, 32, 32], &device)).unwrap();
+    assert_eq!(logits.shape, vec![2, 10]);
+    let attr = block_on(model.attribute(
+        &x,
+        &[2, 3, 32, 32],
+        &options(r#"{"layer": "layer3", "target": 3, "nSteps": 8}"#),
+        None,
+        &device,
+    ))
+    .unwrap();
+    assert_eq!(attr.shape, vec![2, 16, 2, 2]);
+    let r: Vec<f64> = st
+        .tensor("case0")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let scale = r.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let err = attr
+        .values
+        .iter()
+        .zip(&r)
+        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()))
+        / scale;
+    assert!(err < 5e-6, "relative error {err}");
+}
+
+#[test]
+fn onnx_errors_are_typed() {
+    let device = influence_flex::device();
+    let graph = onnx_fixture("resnet18.dynamo.onnx");
+    // The weights are in the data file: without its bytes, a typed error that says so.
+    let e = Model::<B>::from_onnx(&graph, None, &device).unwrap_err();
+    assert!(
+        matches!(e, WebError::Onnx(_)) && e.to_string().contains("from_bytes_with_data"),
+        "{e}"
+    );
+    let e = Model::<B>::from_onnx(b"garbage", None, &device).unwrap_err();
+    assert!(e.to_string().contains("not a valid ONNX model"), "{e}");
+    let model = Model::<B>::from_onnx(
+        &onnx_fixture("mobilenet_v2.torchscript.onnx"),
+        None,
+        &device,
+    )
+    .unwrap();
+    let x = vec![0.1f32; 3 * 32 * 32];
+    let e = block_on(model.attribute(
+        &x,
+        &[1, 3, 32, 32],
+        &options(r#"{"layer": "featurs.3", "target": 0, "nSteps": 4}"#),
+        None,
+        &device,
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("features.3"), "{e}");
+    let e = block_on(model.predict(&x[..100], &[1, 3, 32, 32], &device)).unwrap_err();
+    assert!(matches!(e, WebError::Shape { .. }), "{e}");
 }

@@ -49,6 +49,29 @@ export class WorkerExplainer {
     return explainer;
   }
 
+  /**
+   * Starts the worker and loads an ONNX model from the bytes of its `.onnx` file (Uint8Array)
+   * and, when the export keeps its weights beside it, of its `.onnx.data` file.
+   * `explainer.inputShape` is one example's shape (without the batch).
+   */
+  static async fromOnnx(bytes, backend = 'auto', data = null, workerUrl = new URL('./influence-worker.js', import.meta.url)) {
+    const explainer = new WorkerExplainer(new Worker(workerUrl, { type: 'module' }));
+    try {
+      const r = await explainer.#call({ op: 'loadOnnx', bytes, backend, data });
+      explainer.backend = r.backend;
+      explainer.inputShape = r.inputShape;
+    } catch (e) {
+      explainer.terminate();
+      throw e;
+    }
+    return explainer;
+  }
+
+  /** The layers: [{ name, kind, what, outputs }], PyTorch modules first (all: nodes and values too). */
+  async layers(all = false) {
+    return (await this.#call({ op: 'layers', all })).layers;
+  }
+
   /** The model's output: { values: Float32Array, shape }. */
   predict(input, shape) {
     return this.#call({ op: 'predict', input: Float32Array.from(input), shape });

@@ -1,6 +1,6 @@
 // The module in a Web Worker: `Explainer` runs off the main thread, so a page stays
 // responsive during long attributions. Driven by `WorkerExplainer` (influence-client.js) with
-// messages { id, op: 'load' | 'predict' | 'attribute', ... }; answers { id, result },
+// messages { id, op: 'load' | 'loadOnnx' | 'layers' | 'predict' | 'attribute', ... }; answers { id, result },
 // { id, error } (the typed error's message) and, during `attribute`, { id, progress }:
 // { done, total } examples after each chunk of examples, and { done, total, pass: { done,
 // total }, fraction } after each forward/backward pass inside a chunk (several per call with
@@ -42,6 +42,10 @@ self.onmessage = async ({ data: msg }) => {
       await init();
       explainer = await Explainer.load(msg.model, msg.record, msg.backend);
       result = { backend: explainer.backend };
+    } else if (msg.op === 'loadOnnx') {
+      await init();
+      explainer = await Explainer.fromOnnx(msg.bytes, msg.backend, msg.data ?? undefined);
+      result = { backend: explainer.backend, inputShape: Array.from(explainer.inputShape) };
     } else if (!explainer) {
       throw new Error('load the model first');
     } else if (msg.op === 'predict') {
@@ -49,6 +53,8 @@ self.onmessage = async ({ data: msg }) => {
       result = { values: t.values, shape: Array.from(t.shape) };
     } else if (msg.op === 'attribute') {
       result = await attribute(msg);
+    } else if (msg.op === 'layers') {
+      result = { layers: explainer.layers(msg.all ?? false) };
     } else {
       throw new Error(`unknown operation ${msg.op}`);
     }
