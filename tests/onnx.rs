@@ -12,7 +12,8 @@
 //! reference's largest magnitude), and at least 1e-6.
 //!
 //! A `harness = false` test printing one line per case. `$INFLUENCE_ONNX_FILTER` runs the
-//! cases whose name contains it, `$INFLUENCE_ONNX_BACKEND` one backend only.
+//! cases whose name contains it, `$INFLUENCE_ONNX_BACKEND` one backend only,
+//! `$INFLUENCE_ONNX_FIXTURES` another fixture directory (the full-size check).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,8 +28,12 @@ use burn_influence::{
 };
 use serde_json::Value;
 
+/// The fixtures: `tests/fixtures/onnx`, or `$INFLUENCE_ONNX_FIXTURES` (the full-size models of
+/// `scripts/onnx/full_size.py`, in the same format).
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
+    std::env::var_os("INFLUENCE_ONNX_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx"))
 }
 
 fn f64s(v: &safetensors::tensor::TensorView<'_>) -> Vec<f64> {
@@ -64,6 +69,7 @@ fn relative_error(ours: &[f32], reference: &[f64]) -> f64 {
 
 fn target(v: &Value) -> Target {
     match v {
+        Value::Null => Target::None,
         Value::Array(a) => Target::from((
             a[0].as_u64().unwrap() as usize,
             a[1].as_u64().unwrap() as usize,

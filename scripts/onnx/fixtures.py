@@ -113,6 +113,33 @@ def bert(hidden=32, layers=2, heads=4, inter=64, vocab=100):
     return randomize(BertHidden(cfg, add_pooling_layer=False), SEED + 3)
 
 
+def bert_similarity(hidden=32, layers=2, heads=4, inter=64, vocab=100):
+    """The reduced BERT with all-MiniLM-L6-v2's sentence head, as influence-bench's
+    `onnx_minilm` exports the real one: the cosine similarity of the mean-pooled, normalised
+    embedding to a query (a buffer); inputs input_ids and attention_mask only (the token types
+    come from the model's buffer: a GatherElements), its normalisation a ReduceL2."""
+    import transformers
+
+    class Similarity(transformers.BertModel):
+        def embed(self, input_ids=None, attention_mask=None, inputs_embeds=None):
+            hidden = super().forward(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                                     attention_mask=attention_mask).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+        def forward(self, input_ids, attention_mask):
+            return (self.embed(input_ids, attention_mask) * self.query).sum(1)
+
+    cfg = transformers.BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                                  num_attention_heads=heads, intermediate_size=inter,
+                                  max_position_embeddings=64)
+    m = randomize(Similarity(cfg, add_pooling_layer=False), SEED + 5)
+    q = torch.randn(1, hidden, generator=torch.Generator().manual_seed(SEED + 6))
+    m.register_buffer("query", torch.nn.functional.normalize(q, dim=1))
+    return m
+
+
 class Tiny(torch.nn.Module):
     """The fuzz test's model: small (a few kB), fast, and many operator kinds (convolution,
     BatchNorm, pooling, reshapes, attention's matrix products and softmax, LayerNorm, GELU,
@@ -250,6 +277,8 @@ def export_model_for(name, m32):
 def export_example_for(name, inputs32, args32, m32):
     if name == "minilm":
         return (TOKENS["input_ids"], TOKENS["attention_mask"], TOKENS["token_type_ids"])
+    if name == "minilm_similarity":
+        return (TOKENS["input_ids"], TOKENS["attention_mask"])
     return (inputs32,)
 
 
@@ -347,6 +376,23 @@ def main():
         (0, 5), out_dir, external=False, explained_layer="embeddings.word_embeddings")
     ref["tokens"] = {k: v.tolist() for k, v in TOKENS.items()}
     reference["models"]["minilm"] = ref
+
+    def sim_example(dtype, m):
+        return m.embeddings.word_embeddings(ids).detach(), [mask]
+
+    def sim_forward(m):
+        import transformers
+        return lambda e, mk: (m.embed(inputs_embeds=e, attention_mask=mk) * m.query).sum(1)
+
+    ref = run_model(
+        "minilm_similarity", bert_similarity, sim_example, sim_forward, "embeddings.word_embeddings",
+        ["attention_mask"], ["input_ids", "attention_mask"],
+        [("internal_influence", "encoder.layer.0", "output"),
+         ("internal_influence", "encoder.layer.1.output", "output"),
+         ("layer_integrated_gradients", "embeddings", "output")],
+        None, out_dir, external=False, explained_layer="embeddings.word_embeddings")
+    ref["tokens"] = {k: TOKENS[k].tolist() for k in ("input_ids", "attention_mask")}
+    reference["models"]["minilm_similarity"] = ref
     with open(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(reference, f, indent=1)
     total = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))

@@ -265,6 +265,30 @@ fn time_one<B: AutodiffBackend>(
             );
             let (_, x) = seeded_resnet18::<B>(*batch, *size, device);
             let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            // The same attribution from the hand-written ResNet-18 (same weights and images).
+            let (reference, _) = seeded_resnet18::<B>(*batch, *size, device);
+            let a = ii
+                .attribute(AnyTensor::from(x.clone()))
+                .target(Target::Predicted)
+                .n_steps(args.n_steps)
+                .run()
+                .expect("runs")
+                .to_vec()
+                .expect("read");
+            let b = InternalInfluence::new(&reference, w.layer)
+                .expect("layer")
+                .attribute(x.clone())
+                .target(Target::Predicted)
+                .n_steps(args.n_steps)
+                .run()
+                .expect("runs")
+                .to_vec()
+                .expect("read");
+            println!(
+                "# {}: largest per-example relative L2 difference from influence-resnet's attribution: {:.2e}",
+                w.name,
+                relative_error(&a, &b, *batch)
+            );
             let (times, peak) = time_calls(args.repeats, || {
                 let call = ii
                     .attribute(AnyTensor::from(x.clone()))
@@ -303,6 +327,37 @@ fn time_one<B: AutodiffBackend>(
                 .ints("attention_mask", vec![1; seq], &[1, seq])
                 .expect("mask");
             let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
+            // The same attribution from the hand-written MiniLM.
+            {
+                let query = tok
+                    .tokenize(&[workloads::MINILM_QUERY.to_string()], device)
+                    .expect("tokenizes");
+                let f =
+                    influence_minilm::Similarity::new(tok.bert.clone(), tok.embed(&query).detach());
+                let hw = tok.bert.word_embeddings(batch.input_ids.clone()).detach();
+                let b = InternalInfluence::new(&f, w.layer)
+                    .expect("layer")
+                    .attribute(hw)
+                    .additional_forward_args(batch.mask.clone())
+                    .n_steps(args.n_steps)
+                    .run()
+                    .expect("runs")
+                    .to_vec()
+                    .expect("read");
+                let a = ii
+                    .attribute(words.clone())
+                    .additional_forward_args(args_.clone())
+                    .n_steps(args.n_steps)
+                    .run()
+                    .expect("runs")
+                    .to_vec()
+                    .expect("read");
+                println!(
+                    "# {}: relative L2 difference from influence-minilm's attribution: {:.2e}",
+                    w.name,
+                    relative_error(&a, &b, 1)
+                );
+            }
             let (times, peak) = time_calls(args.repeats, || {
                 let call = ii
                     .attribute(words.clone())

@@ -662,6 +662,47 @@ pub fn eval<B: Backend>(
             let (x, idx) = (take(0)?, take(1)?);
             one(gather::<B>(x, idx, *axis, dev)?)
         }
+        Op::GatherElements { axis } => {
+            let (x, idx) = (take(0)?, take(1)?);
+            let idx = match host::<B>(&idx, "indices")? {
+                HostTensor::I64(a) => a,
+                _ => return Err("GatherElements indices must be integers".into()),
+            };
+            let ax = host::axis(*axis, x.shape().len())?;
+            one(match x {
+                Value::Host(h) => {
+                    Value::Host(try_map_host!(h, a => shape_ops::gather_elements(&a, &idx, ax)))
+                }
+                Value::Float(t) => {
+                    let shape = fshape::<B>(&t);
+                    if idx.shape() != shape.as_slice() {
+                        // Burn's gather takes indices of the data's shape.
+                        return Err(format!(
+                            "GatherElements of a device tensor {shape:?} with indices {:?} (the same shape is supported)",
+                            idx.shape()
+                        ));
+                    }
+                    let dim = shape[ax] as i64;
+                    let flat: Vec<i64> = idx
+                        .iter()
+                        .map(|&i| {
+                            let j = if i < 0 { i + dim } else { i };
+                            if (0..dim).contains(&j) {
+                                Ok(j)
+                            } else {
+                                Err(format!("index {i} out of range for a dim of {dim}"))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let n = flat.len();
+                    let i =
+                        B::int_reshape(upload_indices::<B>(flat, dev), Shape::from(shape.clone()));
+                    let _ = n;
+                    Value::Float(B::float_gather(ax, t, i))
+                }
+                Value::Bool(_) => return Err("GatherElements of a device boolean tensor".into()),
+            })
+        }
         Op::GatherND { batch_dims } => {
             let (x, idx) = (take(0)?, take(1)?);
             let idx = match host::<B>(&idx, "indices")? {
@@ -1865,14 +1906,22 @@ fn reduce<B: Backend>(
         }
         Value::Bool(_) => return Err("a reduction of a device boolean tensor".into()),
     };
+    match kind {
+        Reduce::L2 | Reduce::SumSquare => t = B::float_mul(t.clone(), t),
+        Reduce::L1 => t = B::float_abs(t),
+        _ => {}
+    }
     for &a in &axes {
         t = match kind {
             Reduce::Mean => B::float_mean_dim(t, a),
-            Reduce::Sum => B::float_sum_dim(t, a),
+            Reduce::Sum | Reduce::L2 | Reduce::L1 | Reduce::SumSquare => B::float_sum_dim(t, a),
             Reduce::Max => B::float_max_dim(t, a),
             Reduce::Min => B::float_min_dim(t, a),
             Reduce::Prod => B::float_prod_dim(t, a),
         };
+    }
+    if kind == Reduce::L2 {
+        t = B::float_sqrt(t);
     }
     let kept = if kept.is_empty() { vec![1] } else { kept };
     Ok(Value::Float(B::float_reshape(t, Shape::from(kept))))

@@ -332,7 +332,7 @@ fn check_arity(
         Op::Reduce { .. } | Op::Squeeze { .. } | Op::Unsqueeze { .. } | Op::Split { .. } => (1, 2),
         Op::Concat { .. } => (1, usize::MAX),
         Op::Slice { .. } => (1, 5),
-        Op::Gather { .. } | Op::GatherND { .. } => (2, 2),
+        Op::Gather { .. } | Op::GatherND { .. } | Op::GatherElements { .. } => (2, 2),
         Op::Constant { .. } => (0, 0),
         Op::Pad { .. } => (1, 4),
     };

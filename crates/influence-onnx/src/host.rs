@@ -7,7 +7,7 @@
 //! attention masks) live here too; only float activations are device tensors. The arithmetic
 //! is [`ndarray`]'s, with NumPy's broadcasting, as ONNX defines it.
 
-use ndarray::{ArrayD, Axis, IxDyn, Slice as NdSlice, Zip};
+use ndarray::{ArrayD, Axis, Dimension, IxDyn, Slice as NdSlice, Zip};
 
 use crate::proto::{MAX_COMPUTED_ELEMENTS, computed_count};
 
@@ -356,6 +356,43 @@ pub mod shape_ops {
         shape.extend_from_slice(indices.shape());
         shape.extend_from_slice(&a.shape()[axis + 1..]);
         reshape(picked, &shape)
+    }
+
+    /// ONNX's `GatherElements` along `axis`: `out[i..] = a[i.. with axis index idx[i..]]`,
+    /// `indices` of `a`'s rank, no larger than `a` on the other axes.
+    pub fn gather_elements<T: Clone>(
+        a: &ArrayD<T>,
+        indices: &ArrayD<i64>,
+        axis: usize,
+    ) -> HostResult<ArrayD<T>> {
+        if indices.ndim() != a.ndim()
+            || indices
+                .shape()
+                .iter()
+                .zip(a.shape())
+                .enumerate()
+                .any(|(i, (n, d))| i != axis && n > d)
+        {
+            return Err(format!(
+                "GatherElements: indices {:?} do not fit data {:?}",
+                indices.shape(),
+                a.shape()
+            ));
+        }
+        let dim = a.shape()[axis] as i64;
+        let mut out = Vec::with_capacity(indices.len());
+        for (pos, &i) in indices.indexed_iter() {
+            let j = if i < 0 { i + dim } else { i };
+            if !(0..dim).contains(&j) {
+                return Err(format!(
+                    "GatherElements: index {i} out of range for a dim of {dim}"
+                ));
+            }
+            let mut at = pos.slice().to_vec();
+            at[axis] = j as usize;
+            out.push(a[IxDyn(&at)].clone());
+        }
+        ArrayD::from_shape_vec(IxDyn(indices.shape()), out).map_err(|e| e.to_string())
     }
 
     /// ONNX's `GatherND` with `batch_dims`.

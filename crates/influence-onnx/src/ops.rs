@@ -66,6 +66,12 @@ pub enum Reduce {
     Max,
     Min,
     Prod,
+    /// √(Σ x²).
+    L2,
+    /// Σ |x|.
+    L1,
+    /// Σ x².
+    SumSquare,
 }
 
 /// The spatial settings of a convolution or pooling, as ONNX gives them (`pads` is
@@ -180,6 +186,9 @@ pub enum Op {
     Gather {
         axis: i64,
     },
+    GatherElements {
+        axis: i64,
+    },
     GatherND {
         batch_dims: usize,
     },
@@ -230,6 +239,7 @@ pub const SUPPORTED: &[&str] = &[
     "Flatten",
     "Floor",
     "Gather",
+    "GatherElements",
     "GatherND",
     "Gelu",
     "Gemm",
@@ -261,11 +271,14 @@ pub const SUPPORTED: &[&str] = &[
     "Pow",
     "Range",
     "Reciprocal",
+    "ReduceL1",
+    "ReduceL2",
     "ReduceMax",
     "ReduceMean",
     "ReduceMin",
     "ReduceProd",
     "ReduceSum",
+    "ReduceSumSquare",
     "Relu",
     "Reshape",
     "Shape",
@@ -595,12 +608,16 @@ pub fn parse(node: &NodeDef, opset: i64) -> Result<Op, OnnxError> {
             log: node.op_type == "LogSoftmax",
             legacy: opset < 13,
         },
-        op @ ("ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd") => {
+        op @ ("ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd"
+        | "ReduceL2" | "ReduceL1" | "ReduceSumSquare") => {
             let kind = match op {
                 "ReduceMean" => Reduce::Mean,
                 "ReduceSum" => Reduce::Sum,
                 "ReduceMax" => Reduce::Max,
                 "ReduceMin" => Reduce::Min,
+                "ReduceL2" => Reduce::L2,
+                "ReduceL1" => Reduce::L1,
+                "ReduceSumSquare" => Reduce::SumSquare,
                 _ => Reduce::Prod,
             };
             // Axes became an input in opset 13 (ReduceSum) and 18 (the others).
@@ -667,6 +684,9 @@ pub fn parse(node: &NodeDef, opset: i64) -> Result<Op, OnnxError> {
             }
         }
         "Gather" => Op::Gather {
+            axis: a.int("axis", 0)?,
+        },
+        "GatherElements" => Op::GatherElements {
             axis: a.int("axis", 0)?,
         },
         "GatherND" => {

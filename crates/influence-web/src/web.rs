@@ -50,8 +50,14 @@ enum Engine {
     WebGpu(Model<WebGpuBackend>),
 }
 
+/// Burn's wgpu backend with the library's fixes of Burn 0.21's cubecl kernels
+/// (`influence_core::CubeclFixes`, as `influence-wgpu` natively): a 1×1 stride-2 convolution's
+/// input gradient (a ResNet's downsample) is wrong without them. The digits CNN has none; an
+/// ONNX ResNet has three.
 #[cfg(feature = "webgpu")]
-type WebGpuBackend = burn_autodiff::Autodiff<burn_wgpu::Wgpu>;
+type WebGpuBackend = burn_autodiff::Autodiff<
+    influence_core::Decorator<burn_wgpu::Wgpu, influence_core::CubeclFixes>,
+>;
 #[cfg(feature = "webgpu")]
 type WebGpuDevice = burn_wgpu::WgpuDevice;
 /// No WebGPU device in a build without WebGPU.
