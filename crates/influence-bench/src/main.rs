@@ -117,6 +117,18 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// The process's resident memory now, in MiB (`VmRSS`).
+fn resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
 /// Peak resident memory of this process since the last reset, in MiB (`VmHWM`).
 fn peak_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -258,10 +270,11 @@ fn time_one<B: AutodiffBackend>(
             let t = Instant::now();
             let model = OnnxModel::<B>::from_file(path, device).expect("the ONNX ResNet-18 loads");
             println!(
-                "# {}: loaded {} in {:.3} s",
+                "# {}: loaded {} in {:.3} s; resident memory {:.0} MiB",
                 w.name,
                 path.display(),
-                t.elapsed().as_secs_f64()
+                t.elapsed().as_secs_f64(),
+                resident_mib()
             );
             let (_, x) = seeded_resnet18::<B>(*batch, *size, device);
             let ii = InternalInfluence::new(&model, w.layer).expect("the workload's layer");
@@ -306,10 +319,11 @@ fn time_one<B: AutodiffBackend>(
                 .and_then(|m| m.with_input("embeddings.word_embeddings"))
                 .expect("the ONNX MiniLM loads");
             println!(
-                "# {}: loaded {} in {:.3} s",
+                "# {}: loaded {} in {:.3} s; resident memory {:.0} MiB",
                 w.name,
                 path.display(),
-                t.elapsed().as_secs_f64()
+                t.elapsed().as_secs_f64(),
+                resident_mib()
             );
             let tok = influence_minilm::MiniLm::<B>::load(dir, device).expect("MiniLM loads");
             let batch = tok

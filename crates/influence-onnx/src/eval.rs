@@ -79,21 +79,42 @@ fn float_dtype<B: Backend>(device: &B::Device) -> burn_backend::FloatDType {
 }
 
 /// A device float tensor of `shape` holding `values` (row-major). Rank 0 becomes `[1]`.
+///
+/// Made at its rank (not reshaped after): on an autodiff backend a reshape would be one more
+/// operation for its graph cleaner to scan, per upload and forward.
 pub fn upload_f32<B: Backend>(
     values: Vec<f32>,
     shape: &[usize],
     device: &B::Device,
 ) -> FloatTensor<B> {
-    let n = values.len();
-    let t = Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device)
-        .into_primitive()
-        .tensor();
     let shape = if shape.is_empty() {
         vec![1]
     } else {
         shape.to_vec()
     };
-    B::float_reshape(t, Shape::from(shape))
+    if shape.len() > 6 {
+        let n = values.len();
+        let t = Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device)
+            .into_primitive()
+            .tensor();
+        return B::float_reshape(t, Shape::from(shape));
+    }
+    let data = TensorData::new(values, shape.clone());
+    macro_rules! at {
+        ($d:literal) => {
+            Tensor::<B, $d>::from_data(data, device)
+                .into_primitive()
+                .tensor()
+        };
+    }
+    match shape.len() {
+        1 => at!(1),
+        2 => at!(2),
+        3 => at!(3),
+        4 => at!(4),
+        5 => at!(5),
+        _ => at!(6),
+    }
 }
 
 fn upload_bool<B: Backend>(a: &ArrayD<bool>, device: &B::Device) -> BoolTensor<B> {

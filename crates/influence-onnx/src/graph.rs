@@ -286,7 +286,13 @@ fn constant_source(
     match value {
         HostTensor::F32(a) if a.len() >= PARAM_MIN_ELEMENTS => {
             let shape = a.shape().to_vec();
-            let values = a.as_standard_layout().iter().copied().collect();
+            // The decoded values move into the parameter without a copy (a file's tensors are
+            // in standard layout).
+            let values = if a.is_standard_layout() {
+                a.into_raw_vec_and_offset().0
+            } else {
+                a.iter().copied().collect()
+            };
             shapes.push(shape.clone());
             let _ = name;
             params.push(ParamData { values });

@@ -47,7 +47,7 @@ mod ops;
 mod proto;
 
 pub use error::OnnxError;
-pub use model::{ArgValue, OnnxArgs, OnnxModel};
+pub use model::{ArgValue, OnnxArgs, OnnxModel, Weight};
 pub use modules::{LayerInfo, LayerKind, Naming};
 pub use ops::SUPPORTED as SUPPORTED_OPS;
 pub use proto::{Dim, MAX_ELEMENTS};

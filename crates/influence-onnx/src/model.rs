@@ -134,8 +134,9 @@ impl Plan {
 ///   `[batch, ...]`.
 #[derive(Module, Debug)]
 pub struct OnnxModel<B: Backend> {
-    /// The weights, flat; their shapes are in the plan.
-    params: Vec<Param<Tensor<B, 1>>>,
+    /// The weights, each at its rank (a reshape per read would be one more autodiff operation
+    /// per weight and forward, which Burn's autodiff graph cleaner then scans).
+    params: Vec<Weight<B>>,
     #[module(skip)]
     plan: Arc<Plan>,
 }
@@ -149,12 +150,13 @@ impl<B: Backend> OnnxModel<B> {
     /// [`from_bytes`](Self::from_bytes).
     pub fn from_file(path: impl AsRef<Path>, device: &B::Device) -> Result<Self, OnnxError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
+        let io = |e: std::io::Error| OnnxError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
-        })?;
+        };
+        let bytes = crate::proto::read_file(path).map_err(io)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::load(Bytes::from(bytes), &ExternalData::Dir(dir), device)
+        Self::load(bytes, &ExternalData::Dir(dir), device)
     }
 
     /// Loads a model from the bytes of an `.onnx` file that holds its weights.
@@ -200,10 +202,8 @@ impl<B: Backend> OnnxModel<B> {
         let output = graph.outputs[0];
         let params = params
             .into_iter()
-            .map(|p| {
-                let n = p.values.len();
-                Param::from_tensor(Tensor::from_data(TensorData::new(p.values, [n]), device))
-            })
+            .zip(&graph.param_shapes)
+            .map(|(p, shape)| Weight::new(p.values, shape, device))
             .collect();
         Ok(Self {
             params,
@@ -547,8 +547,7 @@ impl<B: Backend> OnnxModel<B> {
     }
 
     fn param(&self, p: usize) -> FloatTensor<B> {
-        let t = self.params[p].val().into_primitive().tensor();
-        B::float_reshape(t, Shape::from(self.plan.param_shape(p).to_vec()))
+        self.params[p].read(self.plan.param_shape(p))
     }
 
     /// Runs the graph. With `input` the explained input is it and the plan's needed nodes
@@ -746,6 +745,9 @@ impl<B: Backend> OnnxModel<B> {
         };
         tap_now(&mut env, probe, None)?;
 
+        // INFLUENCE_ONNX_PROFILE=1: the slowest nodes of each forward on stderr (the time to
+        // enqueue each node's operations; on a CPU backend, to run them).
+        let mut profile: Option<Vec<(f64, usize)>> = profiling().then(Vec::new);
         for (i, node) in g.nodes.iter().enumerate() {
             if !needed[i] {
                 continue;
@@ -761,11 +763,15 @@ impl<B: Backend> OnnxModel<B> {
                     })?),
                 });
             }
+            let t0 = profile.as_ref().map(|_| web_time_now());
             let outs = eval::<B>(node, inputs, &ctx).map_err(|message| OnnxError::Eval {
                 node: node.name.clone(),
                 op: node.op_type.clone(),
                 message,
             })?;
+            if let (Some(p), Some(t0)) = (profile.as_mut(), t0) {
+                p.push((web_time_now() - t0, i));
+            }
             for (slot, value) in node.outputs.iter().zip(outs) {
                 if let Some(v) = slot {
                     if let Some(shapes) = shapes.as_deref_mut() {
@@ -785,6 +791,23 @@ impl<B: Backend> OnnxModel<B> {
             tap_now(&mut env, probe, Some(i))?;
         }
 
+        if let Some(mut p) = profile {
+            p.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let total: f64 = p.iter().map(|x| x.0).sum();
+            eprintln!(
+                "influence-onnx profile: {rows} rows, {:.1} ms in {} nodes; slowest:",
+                total * 1e3,
+                p.len()
+            );
+            for (t, i) in p.iter().take(8) {
+                eprintln!(
+                    "  {:8.2} ms  {} ({})",
+                    t * 1e3,
+                    g.nodes[*i].name,
+                    g.nodes[*i].op_type
+                );
+            }
+        }
         targets
             .iter()
             .map(|&t| {
@@ -954,6 +977,67 @@ impl<B: Backend> OnnxModel<B> {
 impl Plan {
     fn param_shape(&self, p: usize) -> &[usize] {
         &self.graph.param_shapes[p]
+    }
+}
+
+/// One weight of an [`OnnxModel`], a parameter at its own rank (ranks past 6 are kept flat).
+#[derive(Module, Debug)]
+pub enum Weight<B: Backend> {
+    /// Rank 1 (and the flat form of ranks past 6).
+    R1(Param<Tensor<B, 1>>),
+    /// Rank 2.
+    R2(Param<Tensor<B, 2>>),
+    /// Rank 3.
+    R3(Param<Tensor<B, 3>>),
+    /// Rank 4.
+    R4(Param<Tensor<B, 4>>),
+    /// Rank 5.
+    R5(Param<Tensor<B, 5>>),
+    /// Rank 6.
+    R6(Param<Tensor<B, 6>>),
+}
+
+impl<B: Backend> Weight<B> {
+    fn new(values: Vec<f32>, shape: &[usize], device: &B::Device) -> Self {
+        macro_rules! at {
+            ($v:ident, $d:literal) => {
+                Weight::$v(Param::from_tensor(Tensor::<B, $d>::from_data(
+                    TensorData::new(values, shape.to_vec()),
+                    device,
+                )))
+            };
+        }
+        match shape.len() {
+            2 => at!(R2, 2),
+            3 => at!(R3, 3),
+            4 => at!(R4, 4),
+            5 => at!(R5, 5),
+            6 => at!(R6, 6),
+            _ => {
+                let n = values.len();
+                Weight::R1(Param::from_tensor(Tensor::<B, 1>::from_data(
+                    TensorData::new(values, [n]),
+                    device,
+                )))
+            }
+        }
+    }
+
+    /// The weight's tensor, of `shape`.
+    fn read(&self, shape: &[usize]) -> FloatTensor<B> {
+        let t = match self {
+            Weight::R1(p) => p.val().into_primitive().tensor(),
+            Weight::R2(p) => p.val().into_primitive().tensor(),
+            Weight::R3(p) => p.val().into_primitive().tensor(),
+            Weight::R4(p) => p.val().into_primitive().tensor(),
+            Weight::R5(p) => p.val().into_primitive().tensor(),
+            Weight::R6(p) => p.val().into_primitive().tensor(),
+        };
+        if t.shape().as_slice() == shape {
+            t
+        } else {
+            B::float_reshape(t, Shape::from(shape.to_vec()))
+        }
     }
 }
 
@@ -1195,5 +1279,27 @@ impl<B: AutodiffBackend> ToEval<B> for OnnxArgs<B> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Whether `INFLUENCE_ONNX_PROFILE` is set (read once).
+fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("INFLUENCE_ONNX_PROFILE").is_some())
+}
+
+/// Seconds on a monotonic clock (`std::time::Instant` is not available on wasm32).
+fn web_time_now() -> f64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        0.0
     }
 }

@@ -113,6 +113,13 @@ pub struct ModelDef {
     pub graph: GraphDef,
 }
 
+/// A file's bytes, read whole. (Not memory-mapped: a model file truncated while it loads
+/// would then end the process with SIGBUS instead of an [`OnnxError`]; the bytes are dropped
+/// once the weights are decoded, so no second copy of them is kept.)
+pub fn read_file(path: &Path) -> std::io::Result<Bytes> {
+    std::fs::read(path).map(Bytes::from)
+}
+
 /// Decodes a model from the bytes of an `.onnx` file.
 ///
 /// # Errors
