@@ -10,7 +10,7 @@
 //!
 //! Reuses the main job's weights (`digits-out/digits_cnn.mpk`, same training seed and split)
 //! when they exist, else trains the same model and saves it there, so that
-//! `cargo run --release --example digits` reuses it in turn. Writes `paper.json` (every
+//! `cargo run --release -p influence-digits` reuses it in turn. Writes `paper.json` (every
 //! measurement), `paper-experts.png`, `paper-essence.png` and `paper-comparative.png` into
 //! `--out` (default `digits-paper-out`). See docs/paper-results.md.
 
@@ -75,7 +75,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut rc = RunConfig::new(&args.data, &args.out, &args.backend);
     rc.weights = args.weights.clone();
     rc.retrain = args.retrain;
-    // The main job's training settings (examples/digits.rs defaults).
+    // The main job's training settings (the digits command's defaults).
     rc.train = TrainConfig::new();
     let mut config = PaperConfig::new(rc);
     config.layer = args.layer.clone();

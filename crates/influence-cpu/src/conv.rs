@@ -19,80 +19,16 @@
 //! back onto the input positions it was read from (zero for the padding). Images run in
 //! parallel, each writing its own gradient.
 
-use std::sync::Mutex;
-
 use rayon::prelude::*;
+
+pub use crate::geometry::Geometry;
+use crate::parallel::{Out, Scratch};
 
 /// Output positions above which one image is cut into tiles (bounds the im2col buffer to
 /// `k · TILE` floats per thread).
 const TILE: usize = 4096;
 /// Small images are grouped until a piece has at least this many output positions.
 const MIN_COLS: usize = 256;
-
-/// The shape of one convolution, NCHW.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    /// Images.
-    pub batch: usize,
-    /// Input channels.
-    pub c_in: usize,
-    /// Input height.
-    pub height: usize,
-    /// Input width.
-    pub width: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Kernel `[height, width]`.
-    pub kernel: [usize; 2],
-    /// Stride `[y, x]`.
-    pub stride: [usize; 2],
-    /// Zero padding `[y, x]`, on both sides.
-    pub padding: [usize; 2],
-    /// Dilation `[y, x]`.
-    pub dilation: [usize; 2],
-}
-
-impl Geometry {
-    /// The geometry of a convolution (groups 1) of `x` `[batch, c_in, height, width]` with
-    /// `weight` `[c_out, c_in, kh, kw]`: `None` where these kernels do not apply (another
-    /// rank, grouped channels, an empty tensor or output, a kernel that does not fit).
-    pub fn new(
-        x: &[usize],
-        weight: &[usize],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-    ) -> Option<Self> {
-        let (&[batch, c_in, height, width], &[c_out, w_in, kh, kw]) = (x, weight) else {
-            return None;
-        };
-        let g = Self {
-            batch,
-            c_in,
-            height,
-            width,
-            c_out,
-            kernel: [kh, kw],
-            stride,
-            padding,
-            dilation,
-        };
-        let [oh, ow] = g.out_hw()?;
-        let empty = [batch, c_in, height, width, c_out, kh, kw, oh, ow].contains(&0);
-        (w_in == c_in && !empty).then_some(g)
-    }
-
-    /// The output's `[height, width]`, or `None` when the kernel does not fit, or is empty
-    /// (left to the backend's own kernel).
-    pub fn out_hw(&self) -> Option<[usize; 2]> {
-        let dim = |i: usize| {
-            let span = self.dilation[i] * self.kernel[i].checked_sub(1)? + 1;
-            let size = [self.height, self.width][i] + 2 * self.padding[i];
-            (size >= span && self.stride[i] > 0).then(|| (size - span) / self.stride[i] + 1)
-        };
-        Some([dim(0)?, dim(1)?])
-    }
-}
 
 /// A part of the output that one task computes: images `image..image + images`, positions
 /// `p0..p1` of each (all of them when `images > 1`).
@@ -102,52 +38,6 @@ struct Piece {
     images: usize,
     p0: usize,
     p1: usize,
-}
-
-/// A raw pointer to the output, shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(crate) struct Out(pub(crate) *mut f32);
-// SAFETY: each task writes only its own piece's elements; the pieces are disjoint.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer to element `i` of the output. (A method, so that closures capture the
-    /// whole `Send` wrapper, not its raw pointer field.)
-    ///
-    /// # Safety
-    /// `i` within the output.
-    pub(crate) unsafe fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: the caller's.
-        unsafe { self.0.add(i) }
-    }
-}
-
-/// Scratch buffers shared by the tasks of one call: one slot per thread of the pool, so a
-/// thread reuses its buffer from task to task (each task would otherwise allocate and zero a
-/// fresh im2col matrix, megabytes, and fault its pages in). Dropped with the call.
-pub(crate) struct Scratch<T>(Vec<Mutex<T>>);
-
-impl<T: Default> Scratch<T> {
-    pub(crate) fn new() -> Self {
-        Self(
-            (0..rayon::current_num_threads())
-                .map(|_| Mutex::new(T::default()))
-                .collect(),
-        )
-    }
-
-    /// Runs `f` with this thread's buffers; with fresh ones where the slot is busy (a task
-    /// that started inside a product that lent its thread to the pool) or poisoned.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let slot = rayon::current_thread_index()
-            .and_then(|i| self.0.get(i))
-            .and_then(|m| m.try_lock().ok());
-        match slot {
-            Some(mut buffers) => f(&mut buffers),
-            None => f(&mut T::default()),
-        }
-    }
 }
 
 /// `y = conv2d(x, weight) + bias` for `x` `[batch, c_in, height, width]` and `weight`

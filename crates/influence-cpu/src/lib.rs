@@ -12,11 +12,17 @@
 //!   gradient), which [`conv::conv2d`] and [`conv::conv2d_x_backward`] use only with the
 //!   `winograd` feature (off by default: faster, less precise; see `docs/performance.md`).
 //!
+//! [`geometry::Geometry`] (a convolution's shape, also `conv::Geometry`) and the tasks'
+//! shared output pointer and scratch buffers (`parallel.rs`) sit apart from both convolution
+//! files, so that `conv` dispatches to `winograd` and neither imports the other's types.
+//!
 //! All run their pieces in parallel on rayon's pool (the calling thread's pool when called
 //! inside one). See `docs/performance.md` for what they are worth against Burn's own kernels.
 
 #![warn(missing_docs)]
 
 pub mod conv;
+pub mod geometry;
+mod parallel;
 pub mod pool;
 pub mod winograd;

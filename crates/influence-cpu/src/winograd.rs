@@ -12,7 +12,8 @@
 
 use rayon::prelude::*;
 
-use crate::conv::{Geometry, Out, Scratch};
+use crate::geometry::Geometry;
+use crate::parallel::{Out, Scratch};
 
 /// Tiles (2×2 output blocks) per piece of the output: small images are grouped until a piece
 /// has at least `MIN_TILES`; larger ones are cut into runs of tile rows of at most

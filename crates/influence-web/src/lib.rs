@@ -22,7 +22,7 @@ pub mod api;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
-/// The trained weights of the digits example (`cargo run --release --example digits`,
+/// The trained weights of the digits example (`cargo run --release -p influence-digits`,
 /// flex backend, seed 42, 20 epochs), in Burn's named MessagePack format. Native code (the
 /// `native-reference` binary, the tests) uses them from here; the page fetches the same file
 /// (`www/models/digits_cnn.mpk`, copied by `build-web.sh`), so the module does not carry them.

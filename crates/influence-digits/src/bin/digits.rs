@@ -2,12 +2,12 @@
 //! its held-out predictions with Internal Influence, the way Leino et al. (2018) do.
 //!
 //! ```text
-//! cargo run --release --example digits                          # flex backend (CPU)
-//! cargo run --release --features ndarray --example digits -- --backend ndarray
-//! cargo run --release --features wgpu --example digits -- --backend wgpu
-//! cargo run --release --example digits -- --layer conv1 --n-steps 32 --method riemann_middle --out my-run
-//! cargo run --release --example digits -- --attribution layer_conductance --out conductance
-//! cargo run --release --example digits -- --all --out digits-all  # every digit, resumable
+//! cargo run --release -p influence-digits                          # flex backend (CPU)
+//! cargo run --release -p influence-digits --features ndarray -- --backend ndarray
+//! cargo run --release -p influence-digits --features wgpu -- --backend wgpu
+//! cargo run --release -p influence-digits -- --layer conv1 --n-steps 32 --method riemann_middle --out my-run
+//! cargo run --release -p influence-digits -- --attribution layer_conductance --out conductance
+//! cargo run --release -p influence-digits -- --all --out digits-all  # every digit, resumable
 //! ```
 //!
 //! Trains on first use (fixed seed, stratified 80/20 split) and saves the weights with Burn's
@@ -26,9 +26,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn_influence::Method;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use influence_core::Method;
 use influence_digits::explain::{ExplainConfig, LayerMethod};
 use influence_digits::scale::{ScaleConfig, ScaleSummary};
 use influence_digits::train::TrainConfig;
@@ -63,7 +63,7 @@ struct Args {
     #[arg(long, default_value = "digits-out")]
     out: PathBuf,
     /// The digits CSV file.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.csv"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits/digits.csv"))]
     data: PathBuf,
     /// Weights file (default: <out>/digits_cnn.mpk).
     #[arg(long)]
@@ -137,32 +137,22 @@ fn run(args: &Args) -> Result<(), String> {
     let scale = scale.as_ref();
     let done = match args.backend.as_str() {
         #[cfg(feature = "ndarray")]
-        "ndarray" => run_on::<burn_influence::ndarray::Backend>(
-            &config,
-            scale,
-            &[burn_influence::ndarray::device()],
-        ),
+        "ndarray" => {
+            run_on::<influence_ndarray::Backend>(&config, scale, &[influence_ndarray::device()])
+        }
         #[cfg(feature = "flex")]
-        "flex" => run_on::<burn_influence::flex::Backend>(
-            &config,
-            scale,
-            &[burn_influence::flex::device()],
-        ),
+        "flex" => run_on::<influence_flex::Backend>(&config, scale, &[influence_flex::device()]),
         #[cfg(feature = "wgpu")]
-        "wgpu" => run_on::<burn_influence::wgpu::Backend>(
-            &config,
-            scale,
-            &[burn_influence::wgpu::device()],
-        ),
+        "wgpu" => run_on::<influence_wgpu::Backend>(&config, scale, &[influence_wgpu::device()]),
         #[cfg(feature = "remote")]
         "remote" => {
             let devices = args
                 .remote
                 .split(',')
-                .map(|a| burn_influence::remote::remote_device(a.trim()))
+                .map(|a| influence_remote::remote_device(a.trim()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("--remote: {e}"))?;
-            run_on::<burn_influence::remote::Backend>(&config, scale, &devices)
+            run_on::<influence_remote::Backend>(&config, scale, &devices)
         }
         known if ["ndarray", "flex", "wgpu", "remote"].contains(&known) => {
             return Err(format!(
