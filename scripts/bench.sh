@@ -10,8 +10,13 @@
 #        MEM_BACKEND (memory runs, default flex), CHUNK (their internal_batch_size, default 640),
 #        RESNET (default 1; 0 skips resnet18_224, torchvision's ResNet-18 at 224×224, batch 2,
 #        layer3, run without and with internal_batch_size 25: about 10 minutes for 3 rounds),
-#        RESNET_REPEATS (its timed calls per run, default 3)
-# Installs torch, torchvision (resnet18_224), captum and transformers from PyPI into CAPTUM_VENV when they are missing.
+#        RESNET_REPEATS (its timed calls per run, default 3),
+#        ONNX (default 1; 0 skips the ONNX models: the same ResNet-18 exported by both PyTorch
+#        exporters, and MiniLM's similarity when its files are found, timed beside the
+#        hand-written Burn models and Captum; exported once into INFLUENCE_ONNX_BENCH_DIR,
+#        default /var/tmp/onnx-bench, by scripts/onnx/export_bench.py)
+# Installs torch, torchvision (resnet18_224), captum, transformers, onnx and onnxscript (the
+# ONNX exports) from PyPI into CAPTUM_VENV when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -28,11 +33,11 @@ for d in "${candidates[@]}"; do
 done
 [[ " ${WORKLOADS[*]} " == *" minilm "* ]] || echo "bench.sh: minilm workload skipped: no model files (${candidates[*]})"
 
-if ! "$VENV/bin/python" -c "import torch, torchvision, captum, transformers" 2>/dev/null; then
-  echo "bench.sh: installing torch, torchvision, captum and transformers into $VENV (CPU is enough; a few GB)"
+if ! "$VENV/bin/python" -c "import torch, torchvision, captum, transformers, onnx, onnxscript" 2>/dev/null; then
+  echo "bench.sh: installing torch, torchvision, captum, transformers, onnx and onnxscript into $VENV (CPU is enough; a few GB)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q torch torchvision captum transformers
+  "$VENV/bin/pip" install -q torch torchvision captum transformers onnx onnxscript
 fi
 "$VENV/bin/python" -c "import torch, captum; print(f'bench.sh: torch {torch.__version__}, captum {captum.__version__}, {torch.get_num_threads()} threads')"
 
@@ -109,6 +114,61 @@ for (ibs, b), rs in sorted(ours.items()):
     floor = statistics.median(r["floor_s"] for r in rs)
     peak = max(r["peak_mib"] for r in rs)
     print(f"{'':<12} {ibs:<5} {b:<8} {o:>8.3f} {c:>9.3f} {o / c:>12.2f} {floor:>8.3f} {o / floor:>10.2f} {peak:>9.1f}")
+PY
+  rm -rf "$out"
+fi
+
+# ONNX models (influence-onnx) beside the hand-written Burn models of the same computation and
+# Captum on the PyTorch original: ResNet-18 at 224×224 (batch 2, layer3) from both exporters,
+# and MiniLM's similarity (word embeddings) when its files are found.
+if [ "${ONNX:-1}" != 0 ]; then
+  ONNX_DIR=${INFLUENCE_ONNX_BENCH_DIR:-/var/tmp/onnx-bench}
+  minilm_onnx=(); [ -z "$MINILM_DIR" ] || minilm_onnx=(--minilm-dir "$MINILM_DIR")
+  if [ ! -f "$ONNX_DIR/resnet18_224.torchscript.onnx" ] ||
+     { [ -n "$MINILM_DIR" ] && [ ! -f "$ONNX_DIR/minilm_similarity.onnx" ]; }; then
+    echo "bench.sh: exporting the ONNX models into $ONNX_DIR"
+    "$VENV/bin/python" scripts/onnx/export_bench.py --out "$ONNX_DIR" "${minilm_onnx[@]}" >/dev/null
+  fi
+  pairs=("resnet18_224 onnx_resnet18_224" "resnet18_224 onnx_ts_resnet18_224")
+  [ -z "$MINILM_DIR" ] || pairs+=("minilm onnx_minilm")
+  RESNET_REPEATS=${RESNET_REPEATS:-3}
+  out=$(mktemp -d)
+  for round in $(seq 1 "$ROUNDS"); do
+    for pair in "${pairs[@]}"; do
+      set -- $pair
+      echo "bench.sh: round $round/$ROUNDS, $2 beside $1"
+      reps=$RESNET_REPEATS; [ "$1" = minilm ] && reps=$REPEATS
+      for w in "$1" "$2"; do
+        INFLUENCE_MINILM_DIR=$MINILM_DIR INFLUENCE_ONNX_BENCH_DIR=$ONNX_DIR \
+          "$BENCH" --workload "$w" --repeats "$reps" "${backend_flags[@]}" --json "$out/ours-$round-$w.json" >/dev/null
+      done
+      if [ "$1" = minilm ]; then
+        "$VENV/bin/python" scripts/captum_minilm.py --model-dir "$MINILM_DIR" --repeats "$reps" --json "$out/captum-$round-$2.json" >/dev/null
+      else
+        "$VENV/bin/python" scripts/captum_reference.py --workload "$1" --repeats "$reps" --json "$out/captum-$round-$2.json" >/dev/null
+      fi
+    done
+  done
+  echo
+  python3 - "$out" "${pairs[@]}" <<'PY'
+import glob, json, statistics, sys
+out, pairs = sys.argv[1], [p.split() for p in sys.argv[2:]]
+ours, captum = {}, {}
+for f in glob.glob(f"{out}/ours-*.json"):
+    for r in json.load(open(f)):
+        ours.setdefault((r["workload"], r["backend"]), []).append(r["median_s"])
+for f in glob.glob(f"{out}/captum-*.json"):
+    w = f.rsplit("-", 1)[1][:-5]
+    for r in json.load(open(f)).values():
+        captum.setdefault(w, []).append(r["median_s"])
+print(f"{'onnx workload':<22} {'backend':<8} {'onnx_s':>8} {'burn_s':>8} {'onnx/burn':>10} {'captum_s':>9} {'onnx/captum':>12}")
+for hand, onnx in pairs:
+    for (w, b), ts in sorted(ours.items()):
+        if w != onnx or (hand, b) not in ours:
+            continue
+        o, h = statistics.median(ts), statistics.median(ours[(hand, b)])
+        c = statistics.median(captum[onnx])
+        print(f"{onnx:<22} {b:<8} {o:>8.3f} {h:>8.3f} {o / h:>10.2f} {c:>9.3f} {o / c:>12.2f}")
 PY
   rm -rf "$out"
 fi
