@@ -117,28 +117,27 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// The process's resident memory now, in MiB (`VmRSS`).
-fn resident_mib() -> f64 {
+/// A memory reading of this process from `/proc/self/status` (`field`: `VmRSS`, `VmHWM`), in
+/// MiB; NaN where there is none.
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// The process's resident memory now, in MiB (`VmRSS`).
+fn resident_mib() -> f64 {
+    status_mib("VmRSS")
+}
+
 /// Peak resident memory of this process since the last reset, in MiB (`VmHWM`).
 fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    status_mib("VmHWM")
 }
 
 /// Times `run` (after one warm-up call): sorted seconds, and the peak resident memory.

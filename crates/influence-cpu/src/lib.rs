@@ -12,6 +12,9 @@
 //!   gradient), which [`conv::conv2d`] and [`conv::conv2d_x_backward`] use only with the
 //!   `winograd` feature (off by default: faster, less precise; see `docs/performance.md`).
 //!
+//! [`policy`] holds the convolution and max-pool hooks of both backends' policies, written
+//! once over [`policy::CpuTensors`] (what a backend says about its tensor type).
+//!
 //! [`geometry::Geometry`] (a convolution's shape, also `conv::Geometry`) and the tasks'
 //! shared output pointer and scratch buffers (`parallel.rs`) sit apart from both convolution
 //! files, so that `conv` dispatches to `winograd` and neither imports the other's types.
@@ -24,5 +27,6 @@
 pub mod conv;
 pub mod geometry;
 mod parallel;
+pub mod policy;
 pub mod pool;
 pub mod winograd;

@@ -21,8 +21,8 @@ use burn_backend::tensor::FloatTensor;
 use burn_backend::{Backend as BurnBackend, Bytes, DType, Shape, TensorMetadata};
 use burn_flex::{FlexTensor, Layout};
 use core::any::Any;
-use influence_cpu::conv::{self, Geometry};
-use influence_cpu::pool::{self, PoolGeometry};
+use influence_cpu::policy::{self, CpuTensors};
+use std::borrow::Cow;
 
 pub use influence_core::*;
 
@@ -85,83 +85,19 @@ impl Policy for FlexKernels {
     const LINEAR_FROM_OPS: bool = true;
 
     fn conv2d<B: BurnBackend>(args: Conv2dArgs<B>) -> Result<FloatTensor<B>, Conv2dArgs<B>> {
-        // `B` is flex here (the policy is only used on it); anything else goes back.
-        if !(&args.x as &dyn Any).is::<FlexTensor>() {
-            return Err(args);
-        }
-        let Conv2dArgs {
-            x,
-            weight,
-            bias,
-            options,
-        } = args;
-        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
-        let from_flex = cast::<FlexTensor, FloatTensor<B>>;
-        let (x, weight, bias) = (into_flex(x), into_flex(weight), bias.map(into_flex));
-        match fast_conv2d(&x, &weight, bias.as_ref(), &options) {
-            Some(y) => Ok(from_flex(y)),
-            None => Err(Conv2dArgs {
-                x: from_flex(x),
-                weight: from_flex(weight),
-                bias: bias.map(from_flex),
-                options,
-            }),
-        }
+        policy::conv2d::<B, Self>(args)
     }
 
     fn conv2d_x_backward<B: BurnBackend>(
         args: Conv2dBackwardArgs<B>,
     ) -> Result<FloatTensor<B>, Conv2dBackwardArgs<B>> {
-        if !(&args.x as &dyn Any).is::<FlexTensor>() {
-            return Err(args);
-        }
-        let Conv2dBackwardArgs {
-            x,
-            weight,
-            output_grad,
-            options,
-        } = args;
-        let into_flex = cast::<FloatTensor<B>, FlexTensor>;
-        let from_flex = cast::<FlexTensor, FloatTensor<B>>;
-        let (x, weight, dy) = (into_flex(x), into_flex(weight), into_flex(output_grad));
-        match fast_conv2d_x_backward(&x, &weight, &dy, &options) {
-            Some(dx) => Ok(from_flex(dx)),
-            None => Err(Conv2dBackwardArgs {
-                x: from_flex(x),
-                weight: from_flex(weight),
-                output_grad: from_flex(dy),
-                options,
-            }),
-        }
+        policy::conv2d_x_backward::<B, Self>(args)
     }
 
     fn max_pool2d<B: BurnBackend>(
         args: MaxPool2dArgs<B>,
     ) -> Result<FloatTensor<B>, MaxPool2dArgs<B>> {
-        if !(&args.x as &dyn Any).is::<FlexTensor>() {
-            return Err(args);
-        }
-        let MaxPool2dArgs {
-            x,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            ceil_mode,
-        } = args;
-        let x = cast::<FloatTensor<B>, FlexTensor>(x);
-        let window = [kernel_size, stride, padding, dilation];
-        match fast_max_pool2d(&x, window, ceil_mode) {
-            Some(y) => Ok(cast::<FlexTensor, FloatTensor<B>>(y)),
-            None => Err(MaxPool2dArgs {
-                x: cast::<FlexTensor, FloatTensor<B>>(x),
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-                ceil_mode,
-            }),
-        }
+        policy::max_pool2d::<B, Self>(args)
     }
 
     fn float_binary<B: BurnBackend>(
@@ -332,105 +268,64 @@ fn f32_tensor(shape: Shape, values: Vec<f32>) -> FlexTensor {
     )
 }
 
-/// `t` as `U`, for `T` and `U` the same type (a backend's primitive known to be flex's).
-/// Without an allocation: this runs on every hooked operation.
+/// `t` as `U`, for `T` and `U` the same type (a backend's primitive known to be flex's), by
+/// a safe downcast without an allocation: this runs on every hooked operation.
 fn cast<T: Any, U: Any>(t: T) -> U {
-    assert_eq!(
-        core::any::TypeId::of::<T>(),
-        core::any::TypeId::of::<U>(),
-        "checked by the caller: the same type"
-    );
-    let t = core::mem::ManuallyDrop::new(t);
-    // SAFETY: `T` and `U` are the same type (asserted above); `t` is not dropped, so the
-    // value moves into the result exactly once.
-    unsafe { core::mem::transmute_copy::<T, U>(&t) }
+    match policy::cast::<T, U>(t) {
+        Ok(u) => u,
+        Err(_) => panic!("checked by the caller: the same type"),
+    }
 }
 
-/// The convolution on flex tensors, or `None` where flex should run it.
-fn fast_conv2d(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-    options: &burn_backend::ops::ConvOptions<2>,
-) -> Option<FlexTensor> {
-    let f32_only = x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && bias.is_none_or(|b| b.dtype() == DType::F32);
-    let (xs, ws) = (x.shape(), weight.shape());
-    if !f32_only || options.groups != 1 {
-        return None;
-    }
-    let one_by_one = ws.num_dims() == 4
-        && ws[2] == 1
-        && ws[3] == 1
-        && options.stride == [1, 1]
-        && options.padding == [0, 0];
-    let g = Geometry::new(&xs, &ws, options.stride, options.padding, options.dilation)?;
-    if one_by_one || bias.is_some_and(|b| b.shape().num_elements() != g.c_out) {
-        return None;
-    }
-    let [oh, ow] = g.out_hw()?;
-    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
-    let bias = bias.map(FlexTensor::to_contiguous);
-    let y = conv::conv2d(
-        x.as_slice::<f32>()?,
-        weight.as_slice::<f32>()?,
-        match &bias {
-            Some(b) => Some(b.as_slice::<f32>()?),
-            None => None,
-        },
-        &g,
-    );
-    Some(f32_tensor(Shape::new([g.batch, g.c_out, oh, ow]), y))
-}
+/// flex's tensors for the shared hooks of [`influence_cpu::policy`].
+impl CpuTensors for FlexKernels {
+    type Tensor = FlexTensor;
+    // flex runs a 1×1 stride-1 convolution as one product already.
+    const ONE_BY_ONE: bool = false;
 
-/// The convolution's input gradient on flex tensors (`x` gives the shape), or `None` where
-/// flex should run it.
-fn fast_conv2d_x_backward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    output_grad: &FlexTensor,
-    options: &burn_backend::ops::ConvOptions<2>,
-) -> Option<FlexTensor> {
-    if weight.dtype() != DType::F32 || output_grad.dtype() != DType::F32 || options.groups != 1 {
-        return None;
+    fn dims(t: &FlexTensor) -> Vec<usize> {
+        t.shape().to_vec()
     }
-    let g = Geometry::new(
-        &x.shape(),
-        &weight.shape(),
-        options.stride,
-        options.padding,
-        options.dilation,
-    )?;
-    let [oh, ow] = g.out_hw()?;
-    if output_grad.shape().dims::<4>() != [g.batch, g.c_out, oh, ow] {
-        return None;
-    }
-    let (weight, dy) = (weight.to_contiguous(), output_grad.to_contiguous());
-    let dx = conv::conv2d_x_backward(dy.as_slice::<f32>()?, weight.as_slice::<f32>()?, &g);
-    Some(f32_tensor(
-        Shape::new([g.batch, g.c_in, g.height, g.width]),
-        dx,
-    ))
-}
 
-/// The max pool on a flex tensor (`window`: kernel size, stride, padding, dilation), or
-/// `None` where flex should run it.
-fn fast_max_pool2d(x: &FlexTensor, window: [[usize; 2]; 4], ceil_mode: bool) -> Option<FlexTensor> {
-    if x.dtype() != DType::F32 {
-        return None;
+    fn f32s(t: &FlexTensor) -> Option<Cow<'_, [f32]>> {
+        if t.dtype() != DType::F32 {
+            return None;
+        }
+        match t.as_slice::<f32>() {
+            Some(s) => Some(Cow::Borrowed(s)),
+            None => Some(Cow::Owned(t.to_contiguous().as_slice::<f32>()?.to_vec())),
+        }
     }
-    let [kernel, stride, padding, dilation] = window;
-    let g = PoolGeometry::new(&x.shape(), kernel, stride, padding, dilation, ceil_mode)?;
-    let [oh, ow] = g.out_hw()?;
-    let x = x.to_contiguous();
-    let y = pool::max_pool2d(x.as_slice::<f32>()?, &g);
-    Some(f32_tensor(Shape::new([g.batch, g.channels, oh, ow]), y))
+
+    fn from_f32s(shape: &[usize], values: Vec<f32>) -> FlexTensor {
+        f32_tensor(Shape::from(shape.to_vec()), values)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use influence_cpu::conv::Geometry;
+    use influence_cpu::pool::PoolGeometry;
+
+    /// The shared convolution hook on flex tensors (`None`: left to flex).
+    fn fast_conv2d(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        options: &burn_backend::ops::ConvOptions<2>,
+    ) -> Option<FlexTensor> {
+        policy::conv2d_tensors::<FlexKernels>(x, weight, bias, options)
+    }
+
+    /// The shared max-pool hook on a flex tensor (`None`: left to flex).
+    fn fast_max_pool2d(
+        x: &FlexTensor,
+        window: [[usize; 2]; 4],
+        ceil_mode: bool,
+    ) -> Option<FlexTensor> {
+        policy::max_pool2d_tensor::<FlexKernels>(x, window, ceil_mode)
+    }
     use burn_backend::TensorData;
     use burn_backend::ops::{ConvOptions, ModuleOps};
     use burn_flex::Flex;

@@ -9,9 +9,7 @@ use std::borrow::Cow;
 use burn_backend::tensor::FloatTensor;
 use burn_backend::{Backend as BurnBackend, DType, TensorMetadata};
 use burn_ndarray::NdArrayTensor;
-use core::any::Any;
-use influence_cpu::conv::{self, Geometry};
-use influence_cpu::pool::{self, PoolGeometry};
+use influence_cpu::policy::{self, CpuTensors};
 
 pub use influence_core::*;
 
@@ -58,126 +56,49 @@ impl Policy for NdArrayKernels {
     const NAME: &'static str = "kernels";
 
     fn conv2d<B: BurnBackend>(args: Conv2dArgs<B>) -> Result<FloatTensor<B>, Conv2dArgs<B>> {
-        // `B` is ndarray here (the policy is only used on it); anything else goes back.
-        let (Some(x), Some(weight)) = (as_ndarray::<B>(&args.x), as_ndarray::<B>(&args.weight))
-        else {
-            return Err(args);
-        };
-        let bias = match &args.bias {
-            Some(b) => match as_ndarray::<B>(b) {
-                Some(b) => Some(b),
-                None => return Err(args),
-            },
-            None => None,
-        };
-        let o = &args.options;
-        let Some(g) = Geometry::new(&x.shape(), &weight.shape(), o.stride, o.padding, o.dilation)
-        else {
-            return Err(args);
-        };
-        if o.groups != 1 || bias.is_some_and(|b| b.shape().num_elements() != g.c_out) {
-            return Err(args);
-        }
-        let (Some(xs), Some(ws)) = (f32s(x), f32s(weight)) else {
-            return Err(args);
-        };
-        let bs = match bias.map(f32s) {
-            Some(None) => return Err(args),
-            Some(Some(b)) => Some(b),
-            None => None,
-        };
-        let [oh, ow] = g.out_hw().expect("checked by Geometry::new");
-        let y = conv::conv2d(&xs, &ws, bs.as_deref(), &g);
-        Ok(from_ndarray::<B>(tensor(&[g.batch, g.c_out, oh, ow], y)))
+        policy::conv2d::<B, Self>(args)
     }
 
     fn conv2d_x_backward<B: BurnBackend>(
         args: Conv2dBackwardArgs<B>,
     ) -> Result<FloatTensor<B>, Conv2dBackwardArgs<B>> {
-        let (Some(x), Some(weight), Some(dy)) = (
-            as_ndarray::<B>(&args.x),
-            as_ndarray::<B>(&args.weight),
-            as_ndarray::<B>(&args.output_grad),
-        ) else {
-            return Err(args);
-        };
-        let o = &args.options;
-        let Some(g) = Geometry::new(&x.shape(), &weight.shape(), o.stride, o.padding, o.dilation)
-        else {
-            return Err(args);
-        };
-        let [oh, ow] = g.out_hw().expect("checked by Geometry::new");
-        if o.groups != 1 || dy.shape().dims::<4>() != [g.batch, g.c_out, oh, ow] {
-            return Err(args);
-        }
-        let (Some(ws), Some(dys)) = (f32s(weight), f32s(dy)) else {
-            return Err(args);
-        };
-        let dx = conv::conv2d_x_backward(&dys, &ws, &g);
-        Ok(from_ndarray::<B>(tensor(
-            &[g.batch, g.c_in, g.height, g.width],
-            dx,
-        )))
+        policy::conv2d_x_backward::<B, Self>(args)
     }
 
     fn max_pool2d<B: BurnBackend>(
         args: MaxPool2dArgs<B>,
     ) -> Result<FloatTensor<B>, MaxPool2dArgs<B>> {
-        let Some(x) = as_ndarray::<B>(&args.x) else {
-            return Err(args);
-        };
-        let Some(g) = PoolGeometry::new(
-            &x.shape(),
-            args.kernel_size,
-            args.stride,
-            args.padding,
-            args.dilation,
-            args.ceil_mode,
-        ) else {
-            return Err(args);
-        };
-        let Some(xs) = f32s(x) else {
-            return Err(args);
-        };
-        let [oh, ow] = g.out_hw().expect("checked by PoolGeometry::new");
-        let y = pool::max_pool2d(&xs, &g);
-        Ok(from_ndarray::<B>(tensor(&[g.batch, g.channels, oh, ow], y)))
+        policy::max_pool2d::<B, Self>(args)
     }
 }
 
-/// The primitive as ndarray's tensor (`None` for another backend's).
-fn as_ndarray<B: BurnBackend>(t: &FloatTensor<B>) -> Option<&NdArrayTensor> {
-    (t as &dyn Any).downcast_ref::<NdArrayTensor>()
-}
+/// ndarray's tensors for the shared hooks of [`influence_cpu::policy`].
+impl CpuTensors for NdArrayKernels {
+    type Tensor = NdArrayTensor;
+    // ndarray's own 1×1 convolution is a loop of multiply-adds too.
+    const ONE_BY_ONE: bool = true;
 
-/// ndarray's tensor as the primitive of `B` (ndarray, checked by the caller).
-fn from_ndarray<B: BurnBackend>(t: NdArrayTensor) -> FloatTensor<B> {
-    let mut slot = Some(t);
-    (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<FloatTensor<B>>>()
-        .and_then(Option::take)
-        .expect("the policy runs on ndarray")
-}
-
-/// The values of an `f32` tensor in row-major order: borrowed when its memory already is,
-/// else copied.
-fn f32s(t: &NdArrayTensor) -> Option<Cow<'_, [f32]>> {
-    if t.dtype() != DType::F32 {
-        return None;
+    fn dims(t: &NdArrayTensor) -> Vec<usize> {
+        t.shape().to_vec()
     }
-    let NdArrayTensor::F32(storage) = t else {
-        return None;
-    };
-    let view = storage.view();
-    Some(match view.to_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(view.iter().copied().collect()),
-    })
-}
 
-/// A contiguous `f32` ndarray tensor of `shape`.
-fn tensor(shape: &[usize], values: Vec<f32>) -> NdArrayTensor {
-    let array = ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(shape), values)
-        .expect("as many values as the shape holds");
-    NdArrayTensor::from(array)
+    fn f32s(t: &NdArrayTensor) -> Option<Cow<'_, [f32]>> {
+        if t.dtype() != DType::F32 {
+            return None;
+        }
+        let NdArrayTensor::F32(storage) = t else {
+            return None;
+        };
+        let view = storage.view();
+        Some(match view.to_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(view.iter().copied().collect()),
+        })
+    }
+
+    fn from_f32s(shape: &[usize], values: Vec<f32>) -> NdArrayTensor {
+        let array = ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(shape), values)
+            .expect("as many values as the shape holds");
+        NdArrayTensor::from(array)
+    }
 }
