@@ -140,7 +140,7 @@ if [ "${ONNX:-1}" != 0 ]; then
       reps=$RESNET_REPEATS; [ "$1" = minilm ] && reps=$REPEATS
       for w in "$1" "$2"; do
         INFLUENCE_MINILM_DIR=$MINILM_DIR INFLUENCE_ONNX_BENCH_DIR=$ONNX_DIR \
-          "$BENCH" --workload "$w" --repeats "$reps" "${backend_flags[@]}" --json "$out/ours-$round-$w.json" >/dev/null
+          "$BENCH" --workload "$w" --repeats "$reps" "${backend_flags[@]}" --json "$out/ours-$round-$2-$w.json" >/dev/null
       done
       if [ "$1" = minilm ]; then
         "$VENV/bin/python" scripts/captum_minilm.py --model-dir "$MINILM_DIR" --repeats "$reps" --json "$out/captum-$round-$2.json" >/dev/null
@@ -153,20 +153,22 @@ if [ "${ONNX:-1}" != 0 ]; then
   python3 - "$out" "${pairs[@]}" <<'PY'
 import glob, json, statistics, sys
 out, pairs = sys.argv[1], [p.split() for p in sys.argv[2:]]
+# ours-ROUND-PAIR-WORKLOAD.json: each pair's own runs of the hand-written model.
 ours, captum = {}, {}
 for f in glob.glob(f"{out}/ours-*.json"):
+    pair = f.split("/")[-1].split("-")[2]
     for r in json.load(open(f)):
-        ours.setdefault((r["workload"], r["backend"]), []).append(r["median_s"])
+        ours.setdefault((pair, r["workload"], r["backend"]), []).append(r["median_s"])
 for f in glob.glob(f"{out}/captum-*.json"):
     w = f.rsplit("-", 1)[1][:-5]
     for r in json.load(open(f)).values():
         captum.setdefault(w, []).append(r["median_s"])
 print(f"{'onnx workload':<22} {'backend':<8} {'onnx_s':>8} {'burn_s':>8} {'onnx/burn':>10} {'captum_s':>9} {'onnx/captum':>12}")
 for hand, onnx in pairs:
-    for (w, b), ts in sorted(ours.items()):
-        if w != onnx or (hand, b) not in ours:
+    for (p, w, b), ts in sorted(ours.items()):
+        if p != onnx or w != onnx or (onnx, hand, b) not in ours:
             continue
-        o, h = statistics.median(ts), statistics.median(ours[(hand, b)])
+        o, h = statistics.median(ts), statistics.median(ours[(onnx, hand, b)])
         c = statistics.median(captum[onnx])
         print(f"{onnx:<22} {b:<8} {o:>8.3f} {h:>8.3f} {o / h:>10.2f} {c:>9.3f} {o / c:>12.2f}")
 PY
