@@ -63,7 +63,7 @@ pub fn cast<T: Any, U: Any>(t: T) -> Result<U, T> {
     }
 }
 
-/// [`Policy::conv2d`](influence_core::Policy::conv2d) on `T`'s tensors: see
+/// [`Policy::conv2d`](influence_core::Policy::conv2d) on `K::Tensor`s: see
 /// [`conv2d_tensors`].
 #[allow(clippy::result_large_err)] // arguments handed back to the backend, not an error
 pub fn conv2d<B: Backend, K: CpuTensors>(
@@ -84,8 +84,8 @@ pub fn conv2d<B: Backend, K: CpuTensors>(
     done::<B, K, _>(y, args)
 }
 
-/// [`Policy::conv2d_x_backward`](influence_core::Policy::conv2d_x_backward) on `T`'s
-/// tensors: see [`conv2d_x_backward_tensors`].
+/// [`Policy::conv2d_x_backward`](influence_core::Policy::conv2d_x_backward) on `K::Tensor`s:
+/// see [`conv2d_x_backward_tensors`].
 #[allow(clippy::result_large_err)] // arguments handed back to the backend, not an error
 pub fn conv2d_x_backward<B: Backend, K: CpuTensors>(
     args: Conv2dBackwardArgs<B>,
@@ -101,7 +101,7 @@ pub fn conv2d_x_backward<B: Backend, K: CpuTensors>(
     done::<B, K, _>(dx, args)
 }
 
-/// [`Policy::max_pool2d`](influence_core::Policy::max_pool2d) on `T`'s tensors: see
+/// [`Policy::max_pool2d`](influence_core::Policy::max_pool2d) on `K::Tensor`s: see
 /// [`max_pool2d_tensor`].
 #[allow(clippy::result_large_err)] // arguments handed back to the backend, not an error
 pub fn max_pool2d<B: Backend, K: CpuTensors>(
