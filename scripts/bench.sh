@@ -12,7 +12,7 @@
 #        layer3, run without and with internal_batch_size 25: about 10 minutes for 3 rounds),
 #        RESNET_REPEATS (its timed calls per run, default 3),
 #        ONNX (default 1; 0 skips the ONNX models: the same ResNet-18 exported by both PyTorch
-#        exporters, and MiniLM's similarity when its files are found, timed beside the
+#        exporters unless RESNET=0, and MiniLM's similarity when its files are found, timed beside the
 #        hand-written Burn models and Captum; exported once into INFLUENCE_ONNX_BENCH_DIR,
 #        default /var/tmp/onnx-bench, by scripts/onnx/export_bench.py)
 # Installs torch, torchvision (resnet18_224), captum, transformers, onnx and onnxscript (the
@@ -31,7 +31,10 @@ candidates=("$(pwd)/../shared/models/all-MiniLM-L6-v2" /work/shared/models/all-M
 for d in "${candidates[@]}"; do
   if [ -f "$d/model.safetensors" ]; then MINILM_DIR=$d; WORKLOADS+=(minilm); break; fi
 done
-[[ " ${WORKLOADS[*]} " == *" minilm "* ]] || echo "bench.sh: minilm workload skipped: no model files (${candidates[*]})"
+if [[ " ${WORKLOADS[*]} " != *" minilm "* ]]; then
+  echo "bench.sh: minilm workload skipped: no model files (${candidates[*]})"
+  MINILM_DIR=
+fi
 
 if ! "$VENV/bin/python" -c "import torch, torchvision, captum, transformers, onnx, onnxscript" 2>/dev/null; then
   echo "bench.sh: installing torch, torchvision, captum, transformers, onnx and onnxscript into $VENV (CPU is enough; a few GB)"
@@ -124,12 +127,13 @@ fi
 if [ "${ONNX:-1}" != 0 ]; then
   ONNX_DIR=${INFLUENCE_ONNX_BENCH_DIR:-/var/tmp/onnx-bench}
   minilm_onnx=(); [ -z "$MINILM_DIR" ] || minilm_onnx=(--minilm-dir "$MINILM_DIR")
-  if [ ! -f "$ONNX_DIR/resnet18_224.torchscript.onnx" ] ||
+  if [ ! -f "$ONNX_DIR/resnet18_224.torchscript.onnx" ] || [ ! -f "$ONNX_DIR/resnet18_224.onnx.data" ] ||
      { [ -n "$MINILM_DIR" ] && [ ! -f "$ONNX_DIR/minilm_similarity.onnx" ]; }; then
     echo "bench.sh: exporting the ONNX models into $ONNX_DIR"
     "$VENV/bin/python" scripts/onnx/export_bench.py --out "$ONNX_DIR" "${minilm_onnx[@]}" >/dev/null
   fi
-  pairs=("resnet18_224 onnx_resnet18_224" "resnet18_224 onnx_ts_resnet18_224")
+  pairs=()
+  [ "${RESNET:-1}" = 0 ] || pairs+=("resnet18_224 onnx_resnet18_224" "resnet18_224 onnx_ts_resnet18_224")
   [ -z "$MINILM_DIR" ] || pairs+=("minilm onnx_minilm")
   RESNET_REPEATS=${RESNET_REPEATS:-3}
   out=$(mktemp -d)

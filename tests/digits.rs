@@ -1,7 +1,7 @@
 //! A shortened run of the digits example (few epochs) on real data, checking what the full
 //! run promises: the accuracy, the attribution's shape and finiteness, the faithfulness
-//! ordering, and output files that exist and parse. Also the example binary's handling of
-//! bad input.
+//! ordering, and output files that exist and parse. (The `digits` command's handling of bad
+//! input is tested in crates/influence-digits/tests/cli.rs.)
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@ the PyTorch module in float64 and float32, written in the format of tests/fixtur
 
     python3 scripts/onnx/full_size.py --out /var/tmp/onnx-full --minilm-dir ../shared/models/all-MiniLM-L6-v2
     INFLUENCE_ONNX_FIXTURES=/var/tmp/onnx-full INFLUENCE_ONNX_BACKEND=flex \\
-        cargo test --release --features onnx --test onnx
+        cargo test --features onnx --test onnx
 
 The numbers of the last run are in docs/onnx.md ("Full size").
 Needs: torch torchvision timm transformers captum onnx onnxscript safetensors numpy.

@@ -291,10 +291,13 @@ impl CpuTensors for FlexKernels {
         if t.dtype() != DType::F32 {
             return None;
         }
-        match t.as_slice::<f32>() {
-            Some(s) => Some(Cow::Borrowed(s)),
-            None => Some(Cow::Owned(t.to_contiguous().as_slice::<f32>()?.to_vec())),
+        if let Some(s) = t.as_slice::<f32>() {
+            return Some(Cow::Borrowed(s));
         }
+        // A strided view: its values in order, copied once.
+        let (dims, layout) = (t.shape(), t.layout());
+        let walk = strided::Walk::new(&dims, [layout.strides()], [layout.start_offset()])?;
+        Some(Cow::Owned(strided::copy(t.storage::<f32>(), &walk)))
     }
 
     fn from_f32s(shape: &[usize], values: Vec<f32>) -> FlexTensor {

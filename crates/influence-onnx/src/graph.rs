@@ -287,9 +287,15 @@ fn constant_source(
         HostTensor::F32(a) if a.len() >= PARAM_MIN_ELEMENTS => {
             let shape = a.shape().to_vec();
             // The decoded values move into the parameter without a copy (a file's tensors are
-            // in standard layout).
+            // in standard layout, alone in their buffer); a view into a larger buffer is cut out.
+            let n = a.len();
             let values = if a.is_standard_layout() {
-                a.into_raw_vec_and_offset().0
+                let (mut v, offset) = a.into_raw_vec_and_offset();
+                let start = offset.unwrap_or(0);
+                if start != 0 || v.len() != n {
+                    v = v[start..start + n].to_vec();
+                }
+                v
             } else {
                 a.iter().copied().collect()
             };
