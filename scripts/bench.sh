@@ -146,10 +146,13 @@ if [ "${ONNX:-1}" != 0 ]; then
         INFLUENCE_MINILM_DIR=$MINILM_DIR INFLUENCE_ONNX_BENCH_DIR=$ONNX_DIR \
           "$BENCH" --workload "$w" --repeats "$reps" "${backend_flags[@]}" --json "$out/ours-$round-$2-$w.json" >/dev/null
       done
-      if [ "$1" = minilm ]; then
-        "$VENV/bin/python" scripts/captum_minilm.py --model-dir "$MINILM_DIR" --repeats "$reps" --json "$out/captum-$round-$2.json" >/dev/null
+      # Captum's side once per round for both ResNet pairs (the same PyTorch model).
+      if [ -f "$out/captum-$round-$1.json" ]; then
+        :
+      elif [ "$1" = minilm ]; then
+        "$VENV/bin/python" scripts/captum_minilm.py --model-dir "$MINILM_DIR" --repeats "$reps" --json "$out/captum-$round-$1.json" >/dev/null
       else
-        "$VENV/bin/python" scripts/captum_reference.py --workload "$1" --repeats "$reps" --json "$out/captum-$round-$2.json" >/dev/null
+        "$VENV/bin/python" scripts/captum_reference.py --workload "$1" --repeats "$reps" --json "$out/captum-$round-$1.json" >/dev/null
       fi
     done
   done
@@ -173,7 +176,7 @@ for hand, onnx in pairs:
         if p != onnx or w != onnx or (onnx, hand, b) not in ours:
             continue
         o, h = statistics.median(ts), statistics.median(ours[(onnx, hand, b)])
-        c = statistics.median(captum[onnx])
+        c = statistics.median(captum[hand])
         print(f"{onnx:<22} {b:<8} {o:>8.3f} {h:>8.3f} {o / h:>10.2f} {c:>9.3f} {o / c:>12.2f}")
 PY
   rm -rf "$out"

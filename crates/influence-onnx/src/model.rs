@@ -763,14 +763,14 @@ impl<B: Backend> OnnxModel<B> {
                     })?),
                 });
             }
-            let t0 = profile.as_ref().map(|_| web_time_now());
+            let t0 = profile.as_ref().map(|_| std::time::Instant::now());
             let outs = eval::<B>(node, inputs, &ctx).map_err(|message| OnnxError::Eval {
                 node: node.name.clone(),
                 op: node.op_type.clone(),
                 message,
             })?;
             if let (Some(p), Some(t0)) = (profile.as_mut(), t0) {
-                p.push((web_time_now() - t0, i));
+                p.push((t0.elapsed().as_secs_f64(), i));
             }
             for (slot, value) in node.outputs.iter().zip(outs) {
                 if let Some(v) = slot {
@@ -1282,24 +1282,11 @@ impl<B: AutodiffBackend> ToEval<B> for OnnxArgs<B> {
     }
 }
 
-/// Whether `INFLUENCE_ONNX_PROFILE` is set (read once).
+/// Whether `INFLUENCE_ONNX_PROFILE` is set (read once). Never on wasm32, which has no
+/// environment and no `Instant`.
 fn profiling() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("INFLUENCE_ONNX_PROFILE").is_some())
-}
-
-/// Seconds on a monotonic clock (`std::time::Instant` is not available on wasm32).
-fn web_time_now() -> f64 {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs_f64()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        0.0
-    }
+    *ON.get_or_init(|| {
+        cfg!(not(target_arch = "wasm32")) && std::env::var_os("INFLUENCE_ONNX_PROFILE").is_some()
+    })
 }
