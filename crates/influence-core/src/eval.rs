@@ -37,7 +37,8 @@ pub type Eval<B> = Decorator<B, EvalMode>;
 /// A value that moves onto [`Eval<B>`]: a model's inputs and its additional forward arguments.
 ///
 /// Tensors move without a copy or any device work (`B` and `Eval<B>` share their tensor
-/// primitives; the autodiff graph is untouched); other values stay as they are.
+/// primitives); float tensors move detached from the caller's autodiff graph (why: at the
+/// `Tensor` implementation); other values stay as they are.
 ///
 /// Implemented for float, int and bool tensors of every rank; for `()`, numbers, `bool` and
 /// `String`; and for `Option`, `Vec`, arrays and tuples of up to six of these. For a type of
@@ -59,11 +60,21 @@ pub trait ToEval<B: AutodiffBackend> {
     fn to_eval(self) -> Self::Eval;
 }
 
+/// A float tensor moves detached from the caller's autodiff graph. An attribution's gradients
+/// are taken with respect to the explained layer, never through the caller's operations; a
+/// tensor that still tracked them (a word embedding computed on `Autodiff<_>`, say) would make
+/// every operation of every forward between it and the layer a recorded node that no backward
+/// pass consumes, and Burn 0.21 frees such orphans only one level per backward pass: each call
+/// would leave its forwards' saved activations behind, and the graph server's cleanup, which
+/// walks every entry after each backward pass, would grow slower call after call.
 impl<B: AutodiffBackend, const D: usize> ToEval<B> for Tensor<B, D> {
     type Eval = Tensor<Eval<B>, D>;
 
     fn to_eval(self) -> Self::Eval {
-        Tensor::from_primitive(tp_out::<B, EvalMode>(self.into_primitive()))
+        // Untracked: no parent in the graph, not a leaf requiring gradients (Burn's `detach`
+        // keeps a leaf's `require_grad`; `set_require_grad(false)` makes a fresh tensor).
+        let untracked = self.set_require_grad(false);
+        Tensor::from_primitive(tp_out::<B, EvalMode>(untracked.into_primitive()))
     }
 }
 
@@ -157,3 +168,41 @@ tuple_to_eval!(T1, T2, T3);
 tuple_to_eval!(T1, T2, T3, T4);
 tuple_to_eval!(T1, T2, T3, T4, T5);
 tuple_to_eval!(T1, T2, T3, T4, T5, T6);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn_autodiff::Autodiff<burn_ndarray::NdArray>;
+
+    fn values<BB: burn::tensor::backend::Backend>(t: Tensor<BB, 2>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().expect("f32 values")
+    }
+
+    /// A tensor that tracks the caller's operations (or is a leaf requiring gradients) moves with
+    /// its values and without them:
+    /// a backward pass on `Eval<B>` reaches none of the caller's tensors. (Before, it did, and
+    /// each forward between such an input and the explained layer was recorded and never
+    /// consumed: all-MiniLM-L6-v2 from ONNX explained from its word embeddings, computed on
+    /// `Autodiff<_>`, grew by about 40 MB a call.)
+    #[test]
+    fn a_tracked_tensor_moves_detached() {
+        let device = Default::default();
+        let leaf = Tensor::<B, 2>::from_floats([[1.0, -2.0]], &device).require_grad();
+        let moved = (leaf.clone() * 3.0).to_eval();
+        let w = Tensor::<Eval<B>, 2>::from_floats([[0.5, 4.0]], &device).require_grad();
+        let g = (moved.clone() * w.clone()).sum().backward();
+        assert_eq!(values(moved.inner()), [3.0, -6.0]);
+        assert_eq!(values(w.grad(&g).expect("w's gradient")), [3.0, -6.0]);
+        assert!(leaf.grad(&g).is_none(), "the caller's leaf got a gradient");
+        // A leaf that requires gradients moves as a plain tensor too: operations on it are
+        // not recorded.
+        let moved_leaf = leaf.clone().to_eval();
+        assert!(!moved_leaf.is_require_grad());
+        assert_eq!(values(moved_leaf.inner()), [1.0, -2.0]);
+
+        // The same on B itself: the gradient reaches the leaf.
+        let g = ((leaf.clone() * 3.0) * 2.0).sum().backward();
+        assert_eq!(values(leaf.grad(&g).expect("tracked on B")), [6.0, 6.0]);
+    }
+}
