@@ -31,6 +31,19 @@ impl<B: Backend> AnyTensor<B> {
         Self { flat, shape }
     }
 
+    /// The `[batch, features]` matrix and the full shape.
+    pub(crate) fn into_parts(self) -> (Tensor<B, 2>, Vec<usize>) {
+        (self.flat, self.shape)
+    }
+
+    /// The same shape, its matrix replaced by `f(matrix)` (of the same dims).
+    pub(crate) fn map_flat(self, f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>) -> Self {
+        Self {
+            flat: f(self.flat),
+            shape: self.shape,
+        }
+    }
+
     /// A `[batch, features]` matrix as the tensor of shape `shape` (row-major): the inverse of
     /// [`flat`](Self::flat).
     ///

@@ -1,11 +1,14 @@
 //! The engine's front door: one `attribute` call of a path method (Internal Influence, Layer
-//! Conductance, Layer Integrated Gradients), with Captum's arguments, checked on the host and
-//! handed to the engine ([`crate::engine`]), whose passes add into the method's running
-//! result ([`crate::sums`]).
+//! Conductance, Layer Integrated Gradients), with Captum's arguments. A call is checked and
+//! planned on the host ([`AttributeCall::plan`]: the points, weights and steps of the path),
+//! then run ([`AttributeCall::compute_with`]): the engine ([`crate::engine`]) runs the passes,
+//! which add into the method's running result ([`crate::sums`]), and the method's finish
+//! applies.
 //!
-//! Each method's own file holds its formula and its constructor: a model copy and its
-//! layers ([`Explained`]) and the [`PathKind`] that picks the running result here. Every
-//! setter and every `run` is written once, on [`AttributeCall`].
+//! What each method is — its points, its space, its running result, its finish — is a
+//! [`PathMethod`] in the method's own file; this file holds what they share: the settings
+//! ([`InternalInfluenceConfig`]), the model copy and its layers ([`Explained`]), and every
+//! setter and every `run`, written once on [`AttributeCall`].
 
 use core::marker::PhantomData;
 use std::sync::Arc;
@@ -13,12 +16,12 @@ use std::sync::Arc;
 use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
-use crate::chunking::{conductance_chunks, parallel_chunks};
-use crate::engine::exact::{ExactStats, MAX_EXACT_PIECES};
-use crate::engine::{Call, Deferred, PathSpace, ProgressFn, SweepGraphs, default_threads};
+use crate::engine::exact::ExactStats;
+use crate::engine::{Call, Deferred, ProgressFn, SweepGraphs, default_threads};
 use crate::explainable::{EvalArgs, EvalInputs};
 use crate::inputs::PathInputs;
 use crate::noise_tunnel::{self, Noise, NoiseTunnel};
+use crate::path_method::{Finish, PathMethod, Running};
 use crate::sums::{Differences, Sums, WeightedSums, convergence_delta, multiply_by_layer};
 use crate::tensor_group::collect;
 use crate::{
@@ -135,33 +138,14 @@ impl<B: AutodiffBackend, M: Explainable<B>> Explained<B, M> {
         &self.layers[0]
     }
 
-    /// A call of the path method `kind` on `inputs`, every other argument at Captum's default.
-    pub(crate) fn call(&self, kind: PathKind, inputs: M::Inputs) -> AttributeCall<B, M> {
-        AttributeCall::new(self.model.clone(), self.layers.clone(), kind, inputs)
-    }
-}
-
-/// Which path method an [`AttributeCall`] computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PathKind {
-    /// [`InternalInfluence`](crate::InternalInfluence).
-    InternalInfluence,
-    /// [`LayerConductance`](crate::LayerConductance).
-    Conductance,
-    /// [`LayerIntegratedGradients`](crate::LayerIntegratedGradients).
-    IntegratedGradients {
-        /// Multiply the integrated gradients by `h(x) − h(x')`.
-        multiply_by_inputs: bool,
-    },
-}
-
-impl PathKind {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            PathKind::InternalInfluence => "InternalInfluence",
-            PathKind::Conductance => "LayerConductance",
-            PathKind::IntegratedGradients { .. } => "LayerIntegratedGradients",
-        }
+    /// A call of the path method `method` on `inputs`, every other argument at Captum's
+    /// default.
+    pub(crate) fn call(
+        &self,
+        method: &'static PathMethod,
+        inputs: M::Inputs,
+    ) -> AttributeCall<B, M> {
+        AttributeCall::new(self.model.clone(), self.layers.clone(), method, inputs)
     }
 }
 
@@ -181,7 +165,8 @@ impl PathKind {
 pub struct AttributeCall<B: AutodiffBackend, M: Explainable<B>> {
     pub(crate) model: Arc<M::EvalModel>,
     pub(crate) layers: Arc<[String]>,
-    pub(crate) kind: PathKind,
+    /// What the method is (its file's [`PathMethod`]).
+    pub(crate) path_method: &'static PathMethod,
     pub(crate) inputs: M::Inputs,
     pub(crate) baselines: Baselines<B>,
     /// A target read from a tensor may have failed to read; the error is returned by `run`.
@@ -202,13 +187,13 @@ where
     pub(crate) fn new(
         model: Arc<M::EvalModel>,
         layers: Arc<[String]>,
-        kind: PathKind,
+        path_method: &'static PathMethod,
         inputs: M::Inputs,
     ) -> Self {
         AttributeCall {
             model,
             layers,
-            kind,
+            path_method,
             inputs,
             baselines: Baselines::zeros(),
             quantity: Ok(Quantity::Target(Target::None)),
@@ -358,9 +343,9 @@ where
     /// depends on the rest of the batch or on random draws.
     pub fn run(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
         self.single_layer()?;
-        let (attributions, checks, _) = self.compute(false)?;
-        checks.check()?;
-        Ok(attributions.into_iter().next().expect("one layer"))
+        let c = self.compute(false)?;
+        c.checks.check()?;
+        Ok(c.attributions.into_iter().next().expect("one layer"))
     }
 
     /// Computes the attribution of every explained layer (see
@@ -370,9 +355,9 @@ where
     /// # Errors
     /// As [`run`](Self::run).
     pub fn run_layers(self) -> Result<Vec<Attribution<B::InnerBackend>>, InfluenceError> {
-        let (attributions, checks, _) = self.compute(false)?;
-        checks.check()?;
-        Ok(attributions)
+        let c = self.compute(false)?;
+        c.checks.check()?;
+        Ok(c.attributions)
     }
 
     /// `run` and `run_with_convergence_delta` give one layer's attribution.
@@ -389,9 +374,9 @@ where
     /// As [`run`](Self::run).
     pub async fn run_async(self) -> Result<Attribution<B::InnerBackend>, InfluenceError> {
         self.single_layer()?;
-        let (attributions, checks, _) = self.compute(false)?;
-        checks.check_async().await?;
-        Ok(attributions.into_iter().next().expect("one layer"))
+        let c = self.compute(false)?;
+        c.checks.check_async().await?;
+        Ok(c.attributions.into_iter().next().expect("one layer"))
     }
 
     /// [`run`](Self::run), also returning the convergence delta (Captum's
@@ -411,56 +396,32 @@ where
         self,
     ) -> Result<(Attribution<B::InnerBackend>, Tensor<B::InnerBackend, 1>), InfluenceError> {
         self.single_layer()?;
-        let (attributions, checks, delta) = self.compute(true)?;
-        checks.check()?;
-        let attribution = attributions.into_iter().next().expect("one layer");
-        Ok((attribution, delta.expect("asked for")))
+        let c = self.compute(true)?;
+        c.checks.check()?;
+        let attribution = c.attributions.into_iter().next().expect("one layer");
+        Ok((attribution, c.delta.expect("asked for")))
     }
 
     /// Every host-side check, then the passes, without reading back; with `delta`, also the
     /// convergence delta.
-    #[allow(clippy::type_complexity)]
-    fn compute(
-        self,
-        delta: bool,
-    ) -> Result<
-        (
-            Vec<Attribution<B::InnerBackend>>,
-            Deferred<B::InnerBackend>,
-            Option<Tensor<B::InnerBackend, 1>>,
-        ),
-        InfluenceError,
-    > {
-        let (attributions, checks, delta, _) = self.compute_with(delta, None)?;
-        Ok((attributions, checks, delta))
+    fn compute(self, delta: bool) -> Result<Computed<B::InnerBackend>, InfluenceError> {
+        self.compute_with(delta, None)
     }
 
-    /// [`compute`](Self::compute); with `exact` (a cap on pieces per example), the exact
-    /// integral instead of the quadrature rule (`engine/exact.rs`), and what it found.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn compute_with(
-        self,
-        delta: bool,
-        exact: Option<usize>,
-    ) -> Result<
-        (
-            Vec<Attribution<B::InnerBackend>>,
-            Deferred<B::InnerBackend>,
-            Option<Tensor<B::InnerBackend, 1>>,
-            Option<ExactStats>,
-        ),
-        InfluenceError,
-    > {
-        if exact.is_some() {
-            let refuse = |option: &'static str, method: &'static str| {
-                Err(InfluenceError::NotForMethod { option, method })
-            };
+    /// The options that the call's method, or the exact integral (`exact`), does not take.
+    ///
+    /// # Errors
+    /// [`InfluenceError::NotForMethod`], [`InfluenceError::NoConvergenceDelta`],
+    /// [`InfluenceError::UnsupportedDistribution`].
+    fn refuse_options(&self, delta: bool, exact: bool) -> Result<(), InfluenceError> {
+        let refuse = |option: &'static str, method: &'static str| {
+            Err(InfluenceError::NotForMethod { option, method })
+        };
+        if exact {
             match self.distribution {
                 Distribution::Path => {}
                 Distribution::Point => return refuse("run_exact", "Distribution::Point"),
-                Distribution::Points { .. } => {
-                    return refuse("run_exact", "Distribution::Points");
-                }
+                Distribution::Points { .. } => return refuse("run_exact", "Distribution::Points"),
             }
             if self.noise_tunnel.is_some() {
                 return refuse("run_exact", "a call with a noise tunnel");
@@ -476,88 +437,100 @@ where
                 _ => {}
             }
         }
-        if delta && self.kind == PathKind::InternalInfluence {
+        let method = self.path_method;
+        if delta && !method.convergence_delta {
             return Err(InfluenceError::NoConvergenceDelta {
-                method: self.kind.name(),
+                method: method.name,
             });
         }
-        let config = self.config;
-        let kind = self.kind;
-        let not_path = !matches!(self.distribution, Distribution::Path);
-        if not_path && kind != PathKind::InternalInfluence {
-            return Err(InfluenceError::UnsupportedDistribution {
-                method: kind.name(),
-                distribution: self.distribution.name(),
-            });
+        if !method.paper_options {
+            if !matches!(self.distribution, Distribution::Path) {
+                return Err(InfluenceError::UnsupportedDistribution {
+                    method: method.name,
+                    distribution: self.distribution.name(),
+                });
+            }
+            if self.multiply_by_activation {
+                return refuse("multiply_by_activation", method.name);
+            }
         }
-        if self.multiply_by_activation && kind != PathKind::InternalInfluence {
-            return Err(InfluenceError::NotForMethod {
-                option: "multiply_by_activation",
-                method: kind.name(),
-            });
-        }
-        // Conductance evaluates n_steps + 1 points and uses their differences (Captum's
-        // `alphas_func(n_steps + 1)`); the weights are not used.
-        if kind == PathKind::Conductance && config.n_steps == 0 && exact.is_none() {
-            // No interval between points: nothing to attribute.
-            return Err(InfluenceError::TooFewSteps {
-                method: config.method.name(),
-                min: 1,
-                n_steps: 0,
-            });
-        }
-        // The points of the passes (with given points: placeholders), their weights, and the
-        // given points.
-        let (alphas, weights, given) =
-            match self.distribution {
-                // The exact method chooses its points; the validation forward runs α = 0 and 1.
-                Distribution::Path if exact.is_some() => (vec![0.0], vec![1.0], None),
-                Distribution::Path => {
-                    let points =
-                        match kind {
-                            PathKind::Conductance => config.n_steps.checked_add(1).ok_or(
-                                InfluenceError::TooManySteps {
-                                    n_steps: config.n_steps,
-                                    max: crate::MAX_STEPS,
-                                },
-                            )?,
-                            _ => config.n_steps,
-                        };
-                    let rule = config.method.rule(points)?;
-                    (rule.alphas().to_vec(), rule.weights().to_vec(), None)
+        Ok(())
+    }
+
+    /// The call's plan, on the host: the points of the passes (with given points,
+    /// placeholders), their weights, the given points, and the steps.
+    ///
+    /// # Errors
+    /// The rule's ([`Method::rule`]); [`InfluenceError::TooFewSteps`] for Layer
+    /// Conductance's `n_steps = 0` and [`InfluenceError::TooManySteps`] where its
+    /// `n_steps + 1` overflows; [`InfluenceError::PointWeights`] and
+    /// [`InfluenceError::BadWeight`] for given points.
+    fn plan(&mut self, exact: bool) -> Result<Plan<M::Inputs>, InfluenceError> {
+        let n_steps = self.config.n_steps;
+        let distribution = core::mem::replace(&mut self.distribution, Distribution::Path);
+        let (alphas, weights, given) = match distribution {
+            // The exact method chooses its points; the validation forward runs α = 0 and 1.
+            Distribution::Path if exact => (vec![0.0], vec![1.0], None),
+            Distribution::Path => {
+                let points = self
+                    .path_method
+                    .points(n_steps, self.config.method.name())?;
+                let rule = self.config.method.rule(points)?;
+                (rule.alphas().to_vec(), rule.weights().to_vec(), None)
+            }
+            Distribution::Point => (vec![1.0], vec![1.0], None),
+            Distribution::Points { points, weights } => {
+                if points.len() != weights.len() {
+                    return Err(InfluenceError::PointWeights {
+                        points: points.len(),
+                        weights: weights.len(),
+                    });
                 }
-                Distribution::Point => (vec![1.0], vec![1.0], None),
-                Distribution::Points { points, weights } => {
-                    if points.len() != weights.len() {
-                        return Err(InfluenceError::PointWeights {
-                            points: points.len(),
-                            weights: weights.len(),
-                        });
-                    }
-                    if let Some((index, &value)) =
-                        weights.iter().enumerate().find(|(_, w)| !w.is_finite())
-                    {
-                        return Err(InfluenceError::BadWeight { index, value });
-                    }
-                    (vec![0.0; points.len()], weights, Some(points))
+                if let Some((index, &value)) =
+                    weights.iter().enumerate().find(|(_, w)| !w.is_finite())
+                {
+                    return Err(InfluenceError::BadWeight { index, value });
                 }
-            };
-        // Conductance's steps are its intervals; every other method's, its points.
-        let steps = match kind {
-            PathKind::Conductance => config.n_steps,
-            _ => alphas.len(),
+                (vec![0.0; points.len()], weights, Some(points))
+            }
         };
+        let steps = self.path_method.steps(n_steps, alphas.len());
+        Ok(Plan {
+            alphas,
+            weights,
+            given,
+            steps,
+        })
+    }
+
+    /// [`compute`](Self::compute); with `exact` (a cap on pieces per example), the exact
+    /// integral instead of the quadrature rule (`engine/exact.rs`), and what it found.
+    pub(crate) fn compute_with(
+        mut self,
+        delta: bool,
+        exact: Option<usize>,
+    ) -> Result<Computed<B::InnerBackend>, InfluenceError> {
+        self.refuse_options(delta, exact.is_some())?;
+        // Off the path, the points stand alone: the baselines are not used (and at α = 1 from
+        // zeros the interpolated inputs are the inputs exactly).
+        let on_path = matches!(self.distribution, Distribution::Path);
+        let Plan {
+            alphas,
+            weights,
+            given,
+            steps,
+        } = self.plan(exact.is_some())?;
+        let config = self.config;
+        let method = self.path_method;
         let quantity = self.quantity?;
         let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         // Whatever this call records in Burn's graph server is freed when it returns.
         let _sweep =
             SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
-        // Off the path, the points stand alone: the baselines are not used (and at α = 1 from
-        // zeros the interpolated inputs are the inputs exactly).
-        let baselines = if not_path {
-            Baselines::zeros()
-        } else {
+        let baselines = if on_path {
             self.baselines.to_eval()
+        } else {
+            Baselines::zeros()
         };
         // Per-example targets fit the caller's batch (a noise tunnel repeats them with the
         // inputs, so they still fit after it).
@@ -617,14 +590,7 @@ where
             .threads
             .unwrap_or_else(|| default_threads::<B>(&device))
             .clamp(1, steps.max(1));
-        let (chunks, threads) = match kind {
-            // Chunks of intervals between consecutive points; each pass also evaluates the
-            // point that ends its last interval (Captum's `include_endpoint`).
-            PathKind::Conductance => {
-                conductance_chunks(steps, batch, config.internal_batch_size, threads)?
-            }
-            _ => parallel_chunks(steps, batch, config.internal_batch_size, threads)?,
-        };
+        let (chunks, threads) = method.chunks(steps, batch, config.internal_batch_size, threads)?;
         let mut args: EvalArgs<B, M> = match self.args {
             Some(args) => args.to_eval(),
             None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
@@ -640,10 +606,6 @@ where
         let n = weights.len();
         let weights =
             Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(weights, [n]), &device);
-        let space = match kind {
-            PathKind::IntegratedGradients { .. } => PathSpace::Layer,
-            _ => PathSpace::Input,
-        };
         let call: Call<Eval<B>, M::EvalModel> = Call {
             inputs,
             path,
@@ -652,15 +614,14 @@ where
             layers: layers.clone(),
             alphas,
             chunks,
-            space,
+            space: method.space,
             endpoints: delta || self.multiply_by_activation,
             progress: self.progress,
         };
         let mut exact_stats = None;
-        let (sums, checks, ends) = match kind {
-            _ if exact.is_some() => {
-                let max_pieces = exact.unwrap_or(MAX_EXACT_PIECES);
-                let conductance = kind == PathKind::Conductance;
+        let (sums, checks, ends) = match (exact, method.running) {
+            (Some(max_pieces), running) => {
+                let conductance = running == Running::GradientTimesDifference;
                 let (sums, checks, stats, ends) = call.run_exact(
                     &self.model,
                     config.internal_batch_size,
@@ -670,28 +631,22 @@ where
                 exact_stats = Some(stats);
                 (sums, checks, ends)
             }
-            PathKind::Conductance => {
+            (None, Running::GradientTimesDifference) => {
                 let new_sums = || Differences(Sums::new(batch, layers.len()));
-                let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
-                (sums.0, checks, ends)
+                let ran = call.run(&self.model, threads, new_sums)?;
+                (ran.running.0, ran.checks, ran.ends)
             }
-            _ => {
+            (None, Running::WeightedGradients) => {
                 let new_sums = || WeightedSums {
                     weights: weights.clone(),
                     sums: Sums::new(batch, layers.len()),
                 };
-                let (sums, checks, ends) = call.run(&self.model, threads, new_sums)?;
-                (sums.sums, checks, ends)
+                let ran = call.run(&self.model, threads, new_sums)?;
+                (ran.running.sums, ran.checks, ran.ends)
             }
         };
         let mut per_layer: Vec<_> = sums.layers;
-        if let (
-            PathKind::IntegratedGradients {
-                multiply_by_inputs: true,
-            },
-            Some(ends),
-        ) = (kind, &ends)
-        {
+        if let (Finish::TimesLayerDifference, Some(ends)) = (method.finish, &ends) {
             per_layer = per_layer
                 .into_iter()
                 .zip(&ends.layers)
@@ -717,9 +672,13 @@ where
                 .map(|tensors| {
                     tensors
                         .into_iter()
-                        .map(|(flat, mut shape)| {
+                        .map(|t| {
+                            let (flat, mut shape) = t.into_parts();
                             shape[0] /= samples;
-                            (noise_tunnel::combine(nt_type, samples, flat), shape)
+                            AnyTensor::from_flat(
+                                noise_tunnel::combine(nt_type, samples, flat),
+                                shape,
+                            )
                         })
                         .collect()
                 })
@@ -731,12 +690,38 @@ where
             .map(|((layer, side), tensors)| Attribution {
                 layer,
                 side,
-                tensors: tensors
-                    .into_iter()
-                    .map(|(flat, shape)| AnyTensor::from_flat(flat, shape))
-                    .collect(),
+                tensors,
             })
             .collect();
-        Ok((attributions, checks, delta, exact_stats))
+        Ok(Computed {
+            attributions,
+            checks,
+            delta,
+            exact: exact_stats,
+        })
     }
+}
+
+/// A call's plan ([`AttributeCall::plan`]).
+struct Plan<I> {
+    /// The points of the passes, in α (with given points, placeholders).
+    alphas: Vec<f64>,
+    /// The rule's weights, or the given points' (not used by Layer Conductance).
+    weights: Vec<f64>,
+    /// The given points ([`Distribution::Points`]).
+    given: Option<Vec<I>>,
+    /// The steps that the passes split: points, or Layer Conductance's intervals.
+    steps: usize,
+}
+
+/// What a call computed, before the checks that need values read back.
+pub(crate) struct Computed<B: Backend> {
+    /// One attribution per explained layer, in the order given.
+    pub(crate) attributions: Vec<Attribution<B>>,
+    /// The checks to read back ([`Deferred::check`]).
+    pub(crate) checks: Deferred<B>,
+    /// Captum's convergence delta, `[batch]`, when asked for.
+    pub(crate) delta: Option<Tensor<B, 1>>,
+    /// What the exact integral found, for `run_exact`.
+    pub(crate) exact: Option<ExactStats>,
 }

@@ -24,7 +24,7 @@ use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backen
 
 use crate::gradient::{LayerGradients, check_hits, layer_gradients_probed};
 use crate::inputs::{At, PathInputs};
-use crate::panics::{panic_message, quietly};
+use crate::panics::{ForwardGiven, forward_or_error};
 use crate::quantity::TargetSelector;
 use crate::tensor_group::collect;
 use crate::{
@@ -49,10 +49,23 @@ pub(crate) enum PathSpace {
     Layer,
 }
 
+/// What a call's passes computed ([`Call::run`]).
+pub(crate) struct Ran<A, B: AutodiffBackend> {
+    /// The running result, every pass added.
+    pub(crate) running: A,
+    /// The checks to read back once.
+    pub(crate) checks: Deferred<B::InnerBackend>,
+    /// The path's end points, when the call asked for them.
+    pub(crate) ends: Option<Endpoints<B>>,
+}
+
+/// One layer tensor at the path's two ends, `(h(x'), h(x))`, `[batch, features]` each.
+pub(crate) type TensorEnds<B> = (Tensor<B, 2>, Tensor<B, 2>);
+
 /// The path's end points, evaluated by the validation forward (when the call asks for them).
 pub(crate) struct Endpoints<B: AutodiffBackend> {
     /// Per watched layer, per tensor: `(h(x'), h(x))`, `[batch, features]` each.
-    pub layers: Vec<Vec<(Tensor<B, 2>, Tensor<B, 2>)>>,
+    pub layers: Vec<Vec<TensorEnds<B>>>,
     /// The explained output at the baseline and at the input, `[batch]` each.
     pub outputs: (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>),
 }
@@ -181,13 +194,12 @@ where
     /// [`InfluenceError::Forward`], [`InfluenceError::LayerNotReached`],
     /// [`InfluenceError::LayerReachedTwice`], [`InfluenceError::OutputBatch`] and the target
     /// errors, all before any autodiff graph is recorded.
-    #[allow(clippy::type_complexity)]
     pub(crate) fn run<A: Accumulate<B>>(
         self,
         model: &M,
         threads: usize,
         new_acc: impl Fn() -> A + Sync,
-    ) -> Result<(A, Deferred<B::InnerBackend>, Option<Endpoints<B>>), InfluenceError> {
+    ) -> Result<Ran<A, B>, InfluenceError> {
         let groups = split(&self.chunks, threads).len();
         let device = collect(&self.inputs)[0].flat().device();
         // A GPU backend's single pass stays on the calling thread, as it always did.
@@ -204,14 +216,13 @@ where
 
     /// [`run`](Self::run), with the groups of chunks on `pool`'s first workers (one each)
     /// when there is a pool, else on plain threads.
-    #[allow(clippy::type_complexity)]
     fn run_on<A: Accumulate<B>>(
         &self,
         model: &M,
         threads: usize,
         new_acc: &(impl Fn() -> A + Sync),
         pool: Option<&rayon::ThreadPool>,
-    ) -> Result<(A, Deferred<B::InnerBackend>, Option<Endpoints<B>>), InfluenceError> {
+    ) -> Result<Ran<A, B>, InfluenceError> {
         let batch = self.path.batch();
         let device = collect(&self.inputs)[0].flat().device();
         let max_steps = self.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
@@ -246,19 +257,16 @@ where
                 let expansion = Expansion::new(batch, steps);
                 // The validation forward ran these inputs; a forward of another row count can
                 // still fail (an argument whose dim 0 happened to fit the validation's rows).
-                let pass = quietly(|| {
-                    let args = self.args.expand(&expansion);
-                    layer_gradients_probed(model, x, &args, probe, &mut selector, steps)
-                })
-                .map_err(|panic| {
-                    drain_orphaned_graphs::<B>(&device);
-                    InfluenceError::Forward {
-                        message: panic_message(panic),
-                        input_shapes: self.path.shapes(),
-                        arg_shapes: expansion.tensor_shapes(),
-                        batch,
-                    }
-                })??;
+                let pass = forward_or_error(
+                    || {
+                        let args = self.args.expand(&expansion);
+                        layer_gradients_probed(model, x, &args, probe, &mut selector, steps)
+                    },
+                    || {
+                        drain_orphaned_graphs::<B>(&device);
+                        self.given(&expansion, batch)
+                    },
+                )??;
                 if chunk.start == 0 && self.space == PathSpace::Input {
                     // Rows 0..batch of the first pass are the inputs at alphas[0].
                     let first = pass.output.flat().clone().slice(0..batch);
@@ -312,15 +320,15 @@ where
             .expect("the first chunk starts at step 0");
         let finite = self.path.finiteness().inner();
         let path_checks = finite.dims()[0];
-        Ok((
-            acc,
-            Deferred {
+        Ok(Ran {
+            running: acc,
+            checks: Deferred {
                 values: Tensor::cat(vec![finite, difference, scale], 0),
                 path_checks,
                 labels: self.path.labels(),
             },
-            endpoints,
-        ))
+            ends: endpoints,
+        })
     }
 
     /// The replacements of the watched layers' tensors at the points `a` of the path in
@@ -454,18 +462,25 @@ where
         let n = points.len();
         let x = self.path.at(self.inputs.clone(), points);
         let expansion = Expansion::new(batch, n);
-        let forward = quietly(|| {
-            let args = self.args.expand(&expansion);
-            let mut probe = Probe::capturing(self.layers.iter().cloned());
-            let output = model.forward_probed(x, &args, &mut probe);
-            (output, probe.into_watches())
-        });
-        forward.map_err(|panic| InfluenceError::Forward {
-            message: panic_message(panic),
+        forward_or_error(
+            || {
+                let args = self.args.expand(&expansion);
+                let mut probe = Probe::capturing(self.layers.iter().cloned());
+                let output = model.forward_probed(x, &args, &mut probe);
+                (output, probe.into_watches())
+            },
+            || self.given(&expansion, batch),
+        )
+    }
+
+    /// What a forward of `batch` rows per input, its arguments expanded by `expansion`, was
+    /// given (for [`InfluenceError::Forward`]).
+    pub(crate) fn given(&self, expansion: &Expansion, batch: usize) -> ForwardGiven {
+        ForwardGiven {
             input_shapes: self.path.shapes(),
             arg_shapes: expansion.tensor_shapes(),
             batch,
-        })
+        }
     }
 }
 

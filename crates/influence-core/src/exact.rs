@@ -79,11 +79,11 @@ where
         max_pieces: usize,
     ) -> Result<ExactAttribution<B::InnerBackend>, InfluenceError> {
         self.single_layer()?;
-        let (attributions, checks, _, stats) = self.compute_with(false, Some(max_pieces))?;
-        checks.check()?;
-        let stats = stats.expect("an exact call reports its partition");
+        let c = self.compute_with(false, Some(max_pieces))?;
+        c.checks.check()?;
+        let stats = c.exact.expect("an exact call reports its partition");
         Ok(ExactAttribution {
-            attribution: attributions.into_iter().next().expect("one layer"),
+            attribution: c.attributions.into_iter().next().expect("one layer"),
             pieces: stats.pieces,
             breakpoints: stats.breakpoints,
             passes: stats.passes,

@@ -19,7 +19,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::engine::SweepGraphs;
 use crate::explainable::{EvalArgs, EvalInputs};
 use crate::inputs::PathInputs;
-use crate::panics::{panic_message, quietly};
+use crate::panics::{ForwardGiven, forward_or_error};
 use crate::tensor_group::collect;
 use crate::{AnyTensor, Baselines, Eval, Explainable, InfluenceError, LayerProbe, Probe, ToEval};
 
@@ -117,13 +117,13 @@ where
     let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
     let args: EvalArgs<B, M> = args.clone().to_eval();
     let copy = model.to_eval_model();
-    let output = quietly(|| copy.forward_probed(inputs, &args, &mut probe)).map_err(|panic| {
-        InfluenceError::Forward {
-            message: panic_message(panic),
+    let output = forward_or_error(
+        || copy.forward_probed(inputs, &args, &mut probe),
+        || ForwardGiven {
             input_shapes: path.shapes(),
             arg_shapes: Vec::new(),
             batch: path.batch(),
-        }
-    })?;
+        },
+    )?;
     Ok((output, probe))
 }

@@ -15,8 +15,24 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::call::{AttributeCall, Explained, PathKind};
+use crate::call::{AttributeCall, Explained};
+use crate::engine::PathSpace;
+use crate::path_method::{Finish, PathMethod, Points, Running};
 use crate::{Explainable, InfluenceError};
+
+/// The formula above: `n_steps` points of the rule on the input-space path, the weighted sum of
+/// the layer's gradients, nothing multiplied at the end. Alone among the path methods it takes
+/// the paper's options (a distribution of interest, `multiply_by_activation`); its sum over the
+/// neurons is not `F(x) − F(x')`, so it has no convergence delta (Captum's neither).
+pub(crate) const INTERNAL_INFLUENCE: PathMethod = PathMethod {
+    name: "InternalInfluence",
+    points: Points::Steps,
+    space: PathSpace::Input,
+    running: Running::WeightedGradients,
+    finish: Finish::Integral,
+    convergence_delta: false,
+    paper_options: true,
+};
 
 /// Internal Influence of one layer of a model. See the [module docs](self).
 ///
@@ -112,6 +128,6 @@ where
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
-        self.explained.call(PathKind::InternalInfluence, inputs)
+        self.explained.call(&INTERNAL_INFLUENCE, inputs)
     }
 }

@@ -20,8 +20,24 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::call::{AttributeCall, Explained, PathKind};
+use crate::call::{AttributeCall, Explained};
+use crate::engine::PathSpace;
+use crate::path_method::{Finish, PathMethod, Points, Running};
 use crate::{Explainable, InfluenceError};
+
+/// The formula above: `n_steps + 1` points of the rule on the input-space path (its weights
+/// unused), each gradient times the layer's difference to the next point, summed over the
+/// `n_steps` intervals; its sum over the neurons approximates `F(x) − F(x')`, hence a
+/// convergence delta.
+pub(crate) const LAYER_CONDUCTANCE: PathMethod = PathMethod {
+    name: "LayerConductance",
+    points: Points::Intervals,
+    space: PathSpace::Input,
+    running: Running::GradientTimesDifference,
+    finish: Finish::Integral,
+    convergence_delta: true,
+    paper_options: false,
+};
 
 /// Layer Conductance of one layer of a model. See the [module docs](self).
 ///
@@ -80,6 +96,6 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerConductance<B, M> {
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
-        self.explained.call(PathKind::Conductance, inputs)
+        self.explained.call(&LAYER_CONDUCTANCE, inputs)
     }
 }

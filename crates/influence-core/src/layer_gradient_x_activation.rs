@@ -175,7 +175,8 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<B, M> {
             multiply,
             parts: Vec::new(),
         };
-        let (products, checks, _) = call.run(&self.model, 1, new_acc)?;
+        let ran = call.run(&self.model, 1, new_acc)?;
+        let (products, checks) = (ran.running, ran.checks);
         let attribution = Attribution {
             layer,
             side,

@@ -23,8 +23,30 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::call::{AttributeCall, Explained, PathKind};
+use crate::call::{AttributeCall, Explained};
+use crate::engine::PathSpace;
+use crate::path_method::{Finish, PathMethod, Points, Running};
 use crate::{Explainable, InfluenceError};
+
+/// The formula above: `n_steps` points of the rule on the layer-space path, the weighted sum of
+/// the layer's gradients, times `h(x) − h(x')` at the end; with a convergence delta, as
+/// Captum's.
+pub(crate) const LAYER_INTEGRATED_GRADIENTS: PathMethod = PathMethod {
+    name: "LayerIntegratedGradients",
+    points: Points::Steps,
+    space: PathSpace::Layer,
+    running: Running::WeightedGradients,
+    finish: Finish::TimesLayerDifference,
+    convergence_delta: true,
+    paper_options: false,
+};
+
+/// The same without the final factor (`multiply_by_inputs(false)`: the integrated gradients
+/// alone, a "local" attribution). Captum reports the convergence delta of this sum too.
+pub(crate) const LAYER_INTEGRATED_GRADIENTS_LOCAL: PathMethod = PathMethod {
+    finish: Finish::Integral,
+    ..LAYER_INTEGRATED_GRADIENTS
+};
 
 /// Layer Integrated Gradients of one layer of a model. See the [module docs](self).
 ///
@@ -74,9 +96,11 @@ impl<B: AutodiffBackend, M: Explainable<B>> LayerIntegratedGradients<B, M> {
     /// # Shapes
     /// - inputs: each `[batch, ...]`, the shapes the model's forward takes.
     pub fn attribute(&self, inputs: M::Inputs) -> AttributeCall<B, M> {
-        let kind = PathKind::IntegratedGradients {
-            multiply_by_inputs: self.multiply_by_inputs,
+        let method = if self.multiply_by_inputs {
+            &LAYER_INTEGRATED_GRADIENTS
+        } else {
+            &LAYER_INTEGRATED_GRADIENTS_LOCAL
         };
-        self.explained.call(kind, inputs)
+        self.explained.call(method, inputs)
     }
 }

@@ -13,13 +13,27 @@
 //!
 //! with `(α_k, w_k)` from a [`QuadratureRule`]. The result has one value per neuron of `h`.
 //!
-//! The pieces, one file each (as Captum splits them):
-//! - [`LayerProbe`] and [`Probe`] (`probe.rs`): how a model exposes its layers;
-//! - [`QuadratureRule`] and [`Method`] (`quadrature.rs`): the five rules of Captum;
-//! - [`Target`] (`target.rs`), [`Baselines`] (`baseline.rs`), [`ForwardArgs`] (`args.rs`):
-//!   Captum's `target`, `baselines` and `additional_forward_args`;
-//! - [`step_chunks`] (`chunking.rs`): `internal_batch_size`;
-//! - [`InternalInfluence`] (`internal_influence.rs`): the method itself.
+//! # Where things are
+//!
+//! Following one call, `InternalInfluence::new(&model, "conv2")?.attribute(x).target(t).run()`:
+//!
+//! | step | file |
+//! |---|---|
+//! | the method, its formula and what it is as data (its `PathMethod`) | `internal_influence.rs`, `layer_conductance.rs`, `layer_integrated_gradients.rs` (`path_method.rs`: what the data means) |
+//! | the model's copy in inference mode | `explainable.rs`, `eval.rs`, `decorator.rs` (`decorator/ops.rs`, generated) |
+//! | the call's setters, its checks and plan, its finish | `call.rs` |
+//! | Captum's arguments | `baseline.rs`, `target.rs`, `quantity.rs`, `distribution.rs`, `args.rs`, `noise_tunnel.rs` |
+//! | the rule and the chunks | `quadrature.rs`, `chunking.rs` |
+//! | the path's inputs | `inputs.rs`, `tensor_group.rs`, `any_tensor.rs` |
+//! | the passes (validation forward, threads, forward/backward per chunk) | `engine.rs`, `probe.rs`, `gradient.rs` |
+//! | the running results and end-point formulas | `sums.rs` |
+//! | what comes back, and the errors | `attribution.rs`, `error.rs`, `panics.rs` |
+//!
+//! Beside the path methods: Layer Activation and Layer Gradient × Activation
+//! (`layer_activation.rs`, `layer_gradient_x_activation.rs`), the exact integral on
+//! piecewise-linear networks (`exact.rs`, `engine/exact.rs`, `decorator/trace.rs`), `n_steps`
+//! for a tolerance (`tolerance.rs`), datasets (`dataset.rs`), the model's inference function
+//! alone (`inference.rs`), and smooth activations (`activation.rs`).
 //!
 //! Everything is generic over Burn's [`AutodiffBackend`](burn::tensor::backend::AutodiffBackend);
 //! the backend crates (`influence-ndarray`, `influence-flex`, `influence-wgpu`,
@@ -52,6 +66,7 @@ pub mod layer_gradient_x_activation;
 pub mod layer_integrated_gradients;
 pub mod noise_tunnel;
 mod panics;
+mod path_method;
 pub mod probe;
 pub mod quadrature;
 pub mod quantity;

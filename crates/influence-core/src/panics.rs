@@ -3,6 +3,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::InfluenceError;
+
 std::thread_local! {
     /// Whether this thread is inside [`quietly`].
     static QUIET: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
@@ -38,4 +40,32 @@ pub(crate) fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "the model panicked".to_string())
+}
+
+/// What a model's forward was given, for [`InfluenceError::Forward`].
+pub(crate) struct ForwardGiven {
+    /// The shapes of the attributed inputs, `[batch, ...]` each.
+    pub(crate) input_shapes: Vec<Vec<usize>>,
+    /// The shapes of the tensors among the additional forward arguments.
+    pub(crate) arg_shapes: Vec<Vec<usize>>,
+    /// The rows of each input (dim 0).
+    pub(crate) batch: usize,
+}
+
+/// Runs a model's forward `f` [`quietly`]; a panic becomes [`InfluenceError::Forward`], with its
+/// message and what the forward was given (`given`, called only then). The one place where a
+/// caught forward turns into the error.
+pub(crate) fn forward_or_error<T>(
+    f: impl FnOnce() -> T,
+    given: impl FnOnce() -> ForwardGiven,
+) -> Result<T, InfluenceError> {
+    quietly(f).map_err(|panic| {
+        let given = given();
+        InfluenceError::Forward {
+            message: panic_message(panic),
+            input_shapes: given.input_shapes,
+            arg_shapes: given.arg_shapes,
+            batch: given.batch,
+        }
+    })
 }

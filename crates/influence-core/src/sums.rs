@@ -7,47 +7,46 @@ use core::ops::Range;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use crate::engine::{Accumulate, Endpoints};
+use crate::engine::{Accumulate, Endpoints, TensorEnds};
 use crate::{AnyTensor, Eval, LayerGradients};
 
 /// Each layer tensor's result times a factor made from the layer's end points `(h(x'), h(x))`,
 /// tensor by tensor: `h(x) − h(x')` for Layer Integrated Gradients' `multiply_by_inputs`,
 /// `h(x)` for the paper's attribution ([`crate::AttributeCall::multiply_by_activation`]).
-#[allow(clippy::type_complexity)]
 pub(crate) fn multiply_by_layer<B: AutodiffBackend>(
-    tensors: Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)>,
-    ends: &[(Tensor<Eval<B>, 2>, Tensor<Eval<B>, 2>)],
+    tensors: Vec<AnyTensor<B::InnerBackend>>,
+    ends: &[TensorEnds<Eval<B>>],
     factor: impl Fn(&Tensor<Eval<B>, 2>, &Tensor<Eval<B>, 2>) -> Tensor<Eval<B>, 2>,
-) -> Vec<(Tensor<B::InnerBackend, 2>, Vec<usize>)> {
+) -> Vec<AnyTensor<B::InnerBackend>> {
     tensors
         .into_iter()
         .zip(ends)
-        .map(|((sum, shape), (start, end))| (sum * factor(start, end).inner(), shape))
+        .map(|(sum, (start, end))| sum.map_flat(|s| s * factor(start, end).inner()))
         .collect()
 }
 
 /// Captum's `compute_convergence_delta`: per example, the attribution summed over every value
 /// of every tensor, minus `F_target(x) − F_target(x')`.
 pub(crate) fn convergence_delta<B: AutodiffBackend>(
-    tensors: &[(Tensor<B::InnerBackend, 2>, Vec<usize>)],
+    tensors: &[AnyTensor<B::InnerBackend>],
     ends: &Endpoints<Eval<B>>,
 ) -> Tensor<B::InnerBackend, 1> {
     let total = tensors
         .iter()
-        .map(|(t, _)| {
-            let batch = t.dims()[0];
-            t.clone().sum_dim(1).reshape([batch])
+        .map(|t| {
+            let batch = t.flat().dims()[0];
+            t.flat().clone().sum_dim(1).reshape([batch])
         })
         .reduce(|a, b| a + b)
         .expect("a layer has at least one tensor");
     total - ends.output_difference()
 }
 
-/// Per watched layer, per tensor of the layer, a running `[batch, features]` sum and the
+/// Per watched layer, per tensor of the layer, a running sum: `[batch, features]` with the
 /// tensor's full shape.
 pub(crate) struct Sums<B: Backend> {
     batch: usize,
-    pub(crate) layers: Vec<Vec<(Tensor<B, 2>, Vec<usize>)>>,
+    pub(crate) layers: Vec<Vec<AnyTensor<B>>>,
 }
 
 impl<B: Backend> Sums<B> {
@@ -60,15 +59,17 @@ impl<B: Backend> Sums<B> {
 
     /// Adds `part` to the sum of tensor `k` of layer `l` (the first part starts it).
     pub(crate) fn add_part(&mut self, l: usize, k: usize, part: Tensor<B, 2>, shape: Vec<usize>) {
-        match self.layers[l].get_mut(k) {
-            Some((sum, _)) => *sum = sum.clone() + part,
-            None => self.layers[l].push((part, shape)),
+        let tensors = &mut self.layers[l];
+        match tensors.get(k) {
+            Some(sum) => tensors[k] = sum.clone().map_flat(|s| s + part),
+            None => tensors.push(AnyTensor::from_flat(part, shape)),
         }
     }
 
     fn merge(&mut self, later: Self) {
         for (l, tensors) in later.layers.into_iter().enumerate() {
-            for (k, (part, shape)) in tensors.into_iter().enumerate() {
+            for (k, part) in tensors.into_iter().enumerate() {
+                let (part, shape) = part.into_parts();
                 self.add_part(l, k, part, shape);
             }
         }

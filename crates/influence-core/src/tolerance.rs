@@ -82,7 +82,7 @@ where
         Self {
             model: self.model.clone(),
             layers: self.layers.clone(),
-            kind: self.kind,
+            path_method: self.path_method,
             inputs: self.inputs.clone(),
             baselines: self.baselines.clone(),
             quantity: self.quantity.clone(),

@@ -9,6 +9,7 @@ pub mod model;
 pub mod paper;
 #[cfg(feature = "render")]
 pub mod render;
+mod report;
 #[cfg(feature = "scale")]
 pub mod scale;
 pub mod train;

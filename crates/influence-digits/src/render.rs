@@ -612,8 +612,8 @@ fn k_series<DB: plotters::backend::DrawingBackend>(
 pub fn paper_essence(
     path: &Path,
     title: &str,
-    classes: &[crate::paper::ClassEssence],
-    pooled: &[crate::paper::EssenceRow],
+    classes: &[crate::report::ClassEssence],
+    pooled: &[crate::report::EssenceRow],
 ) -> Result<(), DigitsError> {
     use plotters::prelude::*;
     let (rows, cols) = (3usize, 4usize);
@@ -627,7 +627,7 @@ pub fn paper_essence(
             let e = |e: DrawingAreaErrorKind<_>| e.to_string();
             let root = title_lines(root, title)?;
             let cells = root.split_evenly((rows, cols));
-            let mut panels: Vec<(String, &[crate::paper::EssenceRow])> =
+            let mut panels: Vec<(String, &[crate::report::EssenceRow])> =
                 vec![(format!("all classes ({all_digits} digits)"), pooled)];
             for c in classes {
                 panels.push((
@@ -677,7 +677,7 @@ pub fn paper_essence(
                         series::RANDOM_BAND.filled(),
                     )))
                     .map_err(e)?;
-                let col = |f: &dyn Fn(&crate::paper::EssenceRow) -> f64| -> Vec<f64> {
+                let col = |f: &dyn Fn(&crate::report::EssenceRow) -> f64| -> Vec<f64> {
                     data.iter().map(f).collect()
                 };
                 k_series(
@@ -744,8 +744,8 @@ pub fn paper_essence(
     )
 }
 
-/// One measure of a [`crate::paper::ZeroEffect`], for a panel.
-type Measure = dyn Fn(&crate::paper::ZeroEffect) -> f64;
+/// One measure of a [`crate::report::ZeroEffect`], for a panel.
+type Measure = dyn Fn(&crate::report::ZeroEffect) -> f64;
 
 /// What tells two classes apart (`paper-comparative.png`, §4.3): the comparative influence of
 /// every channel (`F_of − F_against` over the `of` digits; its top channels marked), the drop
@@ -760,7 +760,7 @@ type Measure = dyn Fn(&crate::paper::ZeroEffect) -> f64;
 pub fn paper_comparative(
     path: &Path,
     title: &str,
-    c: &crate::paper::Comparative,
+    c: &crate::report::Comparative,
     maps: &[crate::explain::ExpertMaps; 2],
     maps_layer: &str,
 ) -> Result<(), DigitsError> {
@@ -847,7 +847,7 @@ pub fn paper_comparative(
                 .light_line_style(WHITE)
                 .draw()
                 .map_err(e)?;
-            let col = |g: &dyn Fn(&crate::paper::ComparativeRow) -> f64| -> Vec<f64> {
+            let col = |g: &dyn Fn(&crate::report::ComparativeRow) -> f64| -> Vec<f64> {
                 c.rows.iter().map(g).collect()
             };
             k_series(

@@ -72,7 +72,7 @@ use burn_backend::{Shape, TensorMetadata};
 use super::{Call, Deferred, Endpoints, PathSpace};
 use crate::decorator::trace::{self, Op, Pattern, PatternOf, Trace};
 use crate::inputs::At;
-use crate::panics::{panic_message, quietly};
+use crate::panics::forward_or_error;
 use crate::quantity::TargetSelector;
 use crate::sums::Sums;
 use crate::tensor_group::collect;
@@ -730,25 +730,22 @@ where
         let batch = self.path.batch();
         let (x, mut probe) = self.exact_inputs(points, ends, false);
         let expansion = Expansion::new(batch, points.len());
-        let forward = quietly(|| {
-            let args = self.args.expand(&expansion);
-            match keep {
-                Some(keep) => trace::start_keeping(keep),
-                None => trace::start(),
-            }
-            let output = model.forward_probed(x, &args, &mut probe);
-            let trace = trace::finish().unwrap_or_default();
-            (output, trace)
-        });
-        forward.map_err(|panic| {
-            let _ = trace::finish();
-            InfluenceError::Forward {
-                message: panic_message(panic),
-                input_shapes: self.path.shapes(),
-                arg_shapes: expansion.tensor_shapes(),
-                batch,
-            }
-        })
+        forward_or_error(
+            || {
+                let args = self.args.expand(&expansion);
+                match keep {
+                    Some(keep) => trace::start_keeping(keep),
+                    None => trace::start(),
+                }
+                let output = model.forward_probed(x, &args, &mut probe);
+                let trace = trace::finish().unwrap_or_default();
+                (output, trace)
+            },
+            || {
+                let _ = trace::finish();
+                self.given(&expansion, batch)
+            },
+        )
     }
 
     /// The patterns of the rows `(example, α)` of `points` (each [`At::Rows`]),
@@ -1190,16 +1187,13 @@ where
             }
             let (x, probe) = self.exact_inputs(&alphas, ends, true);
             let expansion = Expansion::new(batch, n);
-            let pass = quietly(|| {
-                let args = self.args.expand(&expansion);
-                layer_gradients_probed(model, x, &args, probe, &mut selector, n)
-            })
-            .map_err(|panic| InfluenceError::Forward {
-                message: panic_message(panic),
-                input_shapes: self.path.shapes(),
-                arg_shapes: expansion.tensor_shapes(),
-                batch,
-            })??;
+            let pass = forward_or_error(
+                || {
+                    let args = self.args.expand(&expansion);
+                    layer_gradients_probed(model, x, &args, probe, &mut selector, n)
+                },
+                || self.given(&expansion, batch),
+            )??;
             passes += 1;
             // Layer Conductance: the layer at the pieces' ends, `[n + 1, batch, features]`
             // per tensor (an example's ends past its last piece stay at α = 1; its rows there
