@@ -17,11 +17,11 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::engine::exact::ExactStats;
-use crate::engine::{Call, Deferred, ProgressFn, SweepGraphs, default_threads};
-use crate::explainable::{EvalArgs, EvalInputs};
+use crate::engine::{Call, Deferred, ProgressFn, default_threads};
 use crate::inputs::PathInputs;
 use crate::noise_tunnel::{self, Noise, NoiseTunnel};
 use crate::path_method::{Finish, PathMethod, Running};
+use crate::setup::{eval_args, eval_inputs};
 use crate::sums::{Differences, Sums, WeightedSums, convergence_delta, multiply_by_layer};
 use crate::tensor_group::collect;
 use crate::{
@@ -523,10 +523,8 @@ where
         let config = self.config;
         let method = self.path_method;
         let quantity = self.quantity?;
-        let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         // Whatever this call records in Burn's graph server is freed when it returns.
-        let _sweep =
-            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
+        let (inputs, _sweep) = eval_inputs::<B, M>(self.inputs);
         let baselines = if on_path {
             self.baselines.to_eval()
         } else {
@@ -591,10 +589,7 @@ where
             .unwrap_or_else(|| default_threads::<B>(&device))
             .clamp(1, steps.max(1));
         let (chunks, threads) = method.chunks(steps, batch, config.internal_batch_size, threads)?;
-        let mut args: EvalArgs<B, M> = match self.args {
-            Some(args) => args.to_eval(),
-            None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
-        };
+        let mut args = eval_args::<B, M>(self.args)?;
         if let Some((_, samples)) = noise {
             // Per-example arguments repeated for every noisy copy, sample-major like the
             // inputs (Captum's NoiseTunnel repeats them too).

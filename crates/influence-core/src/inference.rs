@@ -16,10 +16,10 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::engine::SweepGraphs;
-use crate::explainable::{EvalArgs, EvalInputs};
+use crate::explainable::EvalArgs;
 use crate::inputs::PathInputs;
 use crate::panics::{ForwardGiven, forward_or_error};
+use crate::setup::eval_inputs;
 use crate::tensor_group::collect;
 use crate::{AnyTensor, Baselines, Eval, Explainable, InfluenceError, LayerProbe, Probe, ToEval};
 
@@ -111,9 +111,8 @@ where
     B: AutodiffBackend,
     M: Explainable<B>,
 {
-    let inputs: EvalInputs<B, M> = inputs.to_eval();
     // Whatever this call records in Burn's graph server is freed when it returns.
-    let _sweep = SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
+    let (inputs, _sweep) = eval_inputs::<B, M>(inputs);
     let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
     let args: EvalArgs<B, M> = args.clone().to_eval();
     let copy = model.to_eval_model();

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::call::Explained;
-use crate::engine::{Call, Deferred, PathSpace, SweepGraphs};
-use crate::explainable::{EvalArgs, EvalInputs};
+use crate::engine::{Call, Deferred, PathSpace};
 use crate::gradient::check_hits;
 use crate::inputs::{At, PathInputs};
+use crate::setup::{eval_args, eval_inputs};
 use crate::tensor_group::collect;
 use crate::{
-    AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError, LayerSide,
-    Quantity, Target, ToEval,
+    AnyTensor, Attribution, Baselines, Eval, Explainable, InfluenceError, LayerSide, Quantity,
+    Target,
 };
 
 /// Layer Activation of one layer of a model. See the [module docs](self).
@@ -108,17 +108,12 @@ impl<B: AutodiffBackend, M: Explainable<B>> ActivationCall<B, M> {
     fn compute(
         self,
     ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
-        let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         // Whatever this call records in Burn's graph server is freed when it returns.
-        let _sweep =
-            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
+        let (inputs, _sweep) = eval_inputs::<B, M>(self.inputs);
         let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
         let batch = path.batch();
         let device = collect(&inputs)[0].flat().device();
-        let args: EvalArgs<B, M> = match self.args {
-            Some(args) => args.to_eval(),
-            None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
-        };
+        let args = eval_args::<B, M>(self.args)?;
         let side = LayerSide::from_attribute_to_layer_input(self.attribute_to_layer_input);
         let layer = self.layer.clone();
         let call: Call<Eval<B>, M::EvalModel> = Call {

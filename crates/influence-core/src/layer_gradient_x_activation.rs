@@ -15,13 +15,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 
 use crate::call::Explained;
-use crate::engine::{Accumulate, Call, Deferred, PathSpace, SweepGraphs};
-use crate::explainable::{EvalArgs, EvalInputs};
+use crate::engine::{Accumulate, Call, Deferred, PathSpace};
 use crate::inputs::PathInputs;
+use crate::setup::{eval_args, eval_inputs};
 use crate::tensor_group::collect;
 use crate::{
-    AnyTensor, Attribution, Baselines, Eval, Explainable, ForwardArgs, InfluenceError,
-    LayerGradients, LayerSide, Quantity, Target, ToEval,
+    AnyTensor, Attribution, Baselines, Eval, Explainable, InfluenceError, LayerGradients,
+    LayerSide, Quantity, Target,
 };
 
 /// Layer Gradient × Activation of one layer of a model. See the [module docs](self).
@@ -144,17 +144,12 @@ impl<B: AutodiffBackend, M: Explainable<B>> GradientCall<B, M> {
         self,
     ) -> Result<(Attribution<B::InnerBackend>, Deferred<B::InnerBackend>), InfluenceError> {
         let target = self.target?;
-        let inputs: EvalInputs<B, M> = self.inputs.to_eval();
         // Whatever this call records in Burn's graph server is freed when it returns.
-        let _sweep =
-            SweepGraphs::<Eval<B>>::on(collect(&inputs).first().map(|t| t.flat().device()));
+        let (inputs, _sweep) = eval_inputs::<B, M>(self.inputs);
         let path = PathInputs::new(collect(&inputs), &Baselines::<Eval<B>>::zeros())?;
         let batch = path.batch();
         target.check_count(batch)?;
-        let args: EvalArgs<B, M> = match self.args {
-            Some(args) => args.to_eval(),
-            None => EvalArgs::<B, M>::when_absent().ok_or(InfluenceError::MissingForwardArgs)?,
-        };
+        let args = eval_args::<B, M>(self.args)?;
         let side = LayerSide::from_attribute_to_layer_input(self.attribute_to_layer_input);
         let layer = self.layer.clone();
         // The path from zeros, at its one point α = 1: the inputs themselves.

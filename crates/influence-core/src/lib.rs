@@ -21,7 +21,7 @@
 //! |---|---|
 //! | the method, its formula and what it is as data (its `PathMethod`) | `internal_influence.rs`, `layer_conductance.rs`, `layer_integrated_gradients.rs` (`path_method.rs`: what the data means) |
 //! | the model's copy in inference mode | `explainable.rs`, `eval.rs`, `decorator.rs` (`decorator/ops.rs`, generated) |
-//! | the call's setters, its checks and plan, its finish | `call.rs` |
+//! | the call's setters, its checks and plan, its finish | `call.rs` (`setup.rs`: what every call does first) |
 //! | Captum's arguments | `baseline.rs`, `target.rs`, `quantity.rs`, `distribution.rs`, `args.rs`, `noise_tunnel.rs` |
 //! | the rule and the chunks | `quadrature.rs`, `chunking.rs` |
 //! | the path's inputs | `inputs.rs`, `tensor_group.rs`, `any_tensor.rs` |
@@ -70,6 +70,7 @@ mod path_method;
 pub mod probe;
 pub mod quadrature;
 pub mod quantity;
+mod setup;
 mod sums;
 pub mod target;
 mod tensor_group;
